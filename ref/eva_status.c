@@ -24,7 +24,14 @@ void eva_fail_context(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, eva_errmsg, sizeof old);
-    snprintf(eva_errmsg, sizeof eva_errmsg, "%s: %s", prefix, old);
+    size_t np = strlen(prefix);
+    if (np + 2 >= sizeof eva_errmsg) np = sizeof eva_errmsg - 3;
+    memcpy(eva_errmsg, prefix, np);
+    memcpy(eva_errmsg + np, ": ", 2);
+    size_t room = sizeof eva_errmsg - np - 3;
+    size_t no = strnlen(old, room);
+    memcpy(eva_errmsg + np + 2, old, no);
+    eva_errmsg[np + 2 + no] = '\0';
 }
 
 const char *eva_last_error(void) { return eva_errmsg[0] ? eva_errmsg : "unknown error"; }
