@@ -1,0 +1,148 @@
+/* cmd_info.c: `evabench info`: the variant registry with exact parameter counts and GFLOPs, the
+ * build's features, and (with --variant NAME --json) a variant's config JSON, usable as --config. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmds.h"
+#include "eva_config.h"
+
+static const char *info_usage =
+    "usage: evabench info [--variant NAME] [--json]\n"
+    "\n"
+    "  (no option)          table of the ten variants: parameters (total/image/text), GFLOPs per\n"
+    "                       image and per 77-token text, image size, embedding size\n"
+    "  --json               one JSON object {\"build\": {...}, \"variants\": [...]} with the exact\n"
+    "                       parameter counts and each variant's resolved config\n"
+    "  --variant NAME       one variant (official or open_clip name, case-insensitive)\n"
+    "  --variant NAME --json  that variant's config JSON (the --config format)\n";
+
+static cJSON *build_json(void) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "version", EVA_VERSION);
+    cJSON_AddStringToObject(b, "git", EVA_GIT_REV);
+#ifdef EVA_HAVE_CUDA
+    cJSON_AddBoolToObject(b, "cuda", 1);
+#else
+    cJSON_AddBoolToObject(b, "cuda", 0);
+#endif
+#ifdef EVA_HAVE_CUDNN
+    cJSON_AddBoolToObject(b, "cudnn", 1);
+#else
+    cJSON_AddBoolToObject(b, "cudnn", 0);
+#endif
+#ifdef EVA_HAVE_OPENMP
+    cJSON_AddBoolToObject(b, "openmp", 1);
+#else
+    cJSON_AddBoolToObject(b, "openmp", 0);
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    cJSON_AddBoolToObject(b, "sanitizers", 1);
+#else
+    cJSON_AddBoolToObject(b, "sanitizers", 0);
+#endif
+    cJSON_AddStringToObject(b, "compiler", __VERSION__);
+    cJSON_AddStringToObject(b, "flags", EVA_BUILD_FLAGS);
+    return b;
+}
+
+static cJSON *variant_json(int i) {
+    const eva_config *c = eva_config_builtin(i);
+    eva_param_count pc = eva_config_params(c);
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "name", c->name);
+    cJSON *aliases = cJSON_AddArrayToObject(v, "aliases");
+    const char *const *al = eva_config_builtin_aliases(i);
+    for (int k = 0; al[k]; k++) cJSON_AddItemToArray(aliases, cJSON_CreateString(al[k]));
+    cJSON_AddStringToObject(v, "family", eva_family_name(eva_config_family(c)));
+    cJSON_AddNumberToObject(v, "params_total", (double)pc.total);
+    cJSON_AddNumberToObject(v, "params_image", (double)pc.image);
+    cJSON_AddNumberToObject(v, "params_text", (double)pc.text);
+    cJSON_AddNumberToObject(v, "gflops_image", eva_config_gflops_image(c));
+    cJSON_AddNumberToObject(v, "gflops_text", eva_config_gflops_text(c));
+    cJSON_AddNumberToObject(v, "image_size", c->vision.image_size);
+    cJSON_AddNumberToObject(v, "embed_dim", c->embed_dim);
+    char *cj = eva_config_to_json(c, false);
+    cJSON_AddItemToObject(v, "config", cj ? cJSON_Parse(cj) : cJSON_CreateNull());
+    free(cj);
+    return v;
+}
+
+static int find_builtin(const char *name) {
+    eva_config c;
+    if (eva_config_find(&c, name) != EVA_OK) return -1;
+    for (int i = 0; i < eva_config_builtin_count(); i++)
+        if (!strcmp(eva_config_builtin(i)->name, c.name)) return i;
+    return -1;
+}
+
+static void print_row(int i) {
+    const eva_config *c = eva_config_builtin(i);
+    eva_param_count pc = eva_config_params(c);
+    printf("%-24s %-20s %15lld %15lld %13lld %9.2f %7.2f %5d %5d\n", c->name,
+           eva_family_name(eva_config_family(c)), (long long)pc.total, (long long)pc.image, (long long)pc.text,
+           eva_config_gflops_image(c), eva_config_gflops_text(c), c->vision.image_size, c->embed_dim);
+}
+
+int eva_cmd_info(int argc, char **argv) {
+    const char *variant = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(info_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (!strcmp(argv[i], "--variant")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "evabench info: --variant needs a name\n");
+                return 2;
+            }
+            variant = argv[++i];
+        } else {
+            fprintf(stderr, "evabench info: unknown option '%s'\n%s", argv[i], info_usage);
+            return 2;
+        }
+    }
+    int only = -1;
+    if (variant) {
+        only = find_builtin(variant);
+        if (only < 0) {
+            fprintf(stderr, "evabench info: %s\n", eva_last_error());
+            return 2;
+        }
+    }
+    if (json && only >= 0) {
+        char *cj = eva_config_to_json(eva_config_builtin(only), true);
+        if (!cj) return 3;
+        printf("%s\n", cj);
+        free(cj);
+        return 0;
+    }
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToObject(root, "build", build_json());
+        cJSON *arr = cJSON_AddArrayToObject(root, "variants");
+        for (int i = 0; i < eva_config_builtin_count(); i++) cJSON_AddItemToArray(arr, variant_json(i));
+        char *s = cJSON_Print(root);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(root);
+        return 0;
+    }
+    printf("%-24s %-20s %15s %15s %13s %9s %7s %5s %5s\n", "variant", "family", "params", "image", "text",
+           "GF/image", "GF/text", "size", "embed");
+    for (int i = 0; i < eva_config_builtin_count(); i++)
+        if (only < 0 || only == i) print_row(i);
+    if (only >= 0) {
+        const char *const *al = eva_config_builtin_aliases(only);
+        printf("\naliases:");
+        for (int k = 0; al[k]; k++) printf(" %s", al[k]);
+        char *cj = eva_config_to_json(eva_config_builtin(only), true);
+        printf("\nconfig:\n%s\n", cj ? cj : "?");
+        free(cj);
+    }
+    return 0;
+}
