@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates every committed tiny golden under golden/tiny/ (deterministic: fixed seeds; rerunning
+# gives byte-identical files with the same torch/open_clip/timm/numpy/h5py versions).
+# Usage (repository root or anywhere):  bash golden/regen_tiny.sh
+# Needs the golden env (bash golden/setup.sh). PYTHON overrides the interpreter.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+PY="${PYTHON:-golden/.venv/bin/python}"
+[ -x "$PY" ] || { echo "regen_tiny.sh: $PY not found; run: bash golden/setup.sh" >&2; exit 2; }
+out=golden/tiny
+mkdir -p "$out"
+gen() { "$PY" golden/make_golden.py --out-dir "$out" "$@"; }
+# family  images texts seed  extra weight files
+gen --tiny eva01 --name eva01 --images 2 --texts 3 --seed 101 --extra-weights official
+gen --tiny eva02 --name eva02 --images 3 --texts 4 --seed 102 --extra-weights f16,bf16,official
+gen --tiny bige  --name bige  --images 2 --texts 3 --seed 103 --extra-weights official
+gen --tiny 8b    --name 8b    --images 3 --texts 4 --seed 104 --extra-weights f16,bf16
+gen --tiny 18b   --name 18b   --images 2 --texts 3 --seed 105 --extra-weights f16
+ls -l "$out"
