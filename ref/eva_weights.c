@@ -1,0 +1,313 @@
+/* eva_weights.c: loading a model's weights into one aligned fp32 arena (see eva_weights.h).
+ *
+ * eva_model_load() matches a safetensors file one-to-one against the tensor table built from the
+ * config: every file tensor must be a table entry (open_clip or official name; official only for
+ * the 8B/18B families), given once, with the table's shape and a convertible dtype; every table
+ * entry must be present. All offenders are collected first and reported in one line naming the
+ * file; only then is any data read. Sizes come from the validated config (the table), never from
+ * the file. eva_model_init_random() fills the same arena with deterministic random values.
+ * This file does not own the safetensors format (eva_safetensors.c) or the table (eva_tensors.c).
+ */
+#include "eva_weights.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eva_safetensors.h"
+
+#define EVA_ARENA_ALIGN_BYTES 64
+/* Offenders listed by name per category before "and N more". */
+#define EVA_LIST_MAX 6
+
+void eva_model_free(eva_model *m) {
+    if (!m) return;
+    free(m->arena);
+    free(m->vblocks);
+    free(m->tblocks);
+    eva_tensors_free(&m->tensors);
+    memset(m, 0, sizeof *m);
+}
+
+/* Builds the table, allocates the zeroed arena and the block view arrays. */
+static eva_status model_alloc(eva_model *m, const eva_config *cfg, const char *what) {
+    eva_status s;
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    if ((s = eva_tensors_build(&m->tensors, cfg)) != EVA_OK) return s;
+    int64_t nf = m->tensors.arena_floats;
+    if (nf <= 0 || (uint64_t)nf > (SIZE_MAX - EVA_ARENA_ALIGN_BYTES) / sizeof(float))
+        return eva_fail(EVA_ERR_INTERNAL, "%s: weight arena of %" PRId64 " floats cannot be allocated", what, nf);
+    size_t bytes = ((size_t)nf * sizeof(float) + EVA_ARENA_ALIGN_BYTES - 1) / EVA_ARENA_ALIGN_BYTES *
+                   EVA_ARENA_ALIGN_BYTES;
+    m->arena = aligned_alloc(EVA_ARENA_ALIGN_BYTES, bytes);
+    if (!m->arena)
+        return eva_fail(EVA_ERR_NOMEM, "%s: cannot allocate %.2f GB for the weights (%" PRId64 " floats)", what,
+                        (double)bytes / 1e9, nf);
+    memset(m->arena, 0, bytes);
+    size_t nv = cfg->vision.depth > 0 ? (size_t)cfg->vision.depth : 1;
+    size_t nt = cfg->text.layers > 0 ? (size_t)cfg->text.layers : 1;
+    m->vblocks = calloc(nv, sizeof *m->vblocks);
+    m->tblocks = calloc(nt, sizeof *m->tblocks);
+    if (!m->vblocks || !m->tblocks) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", what);
+    return EVA_OK;
+}
+
+static void model_bind(eva_model *m) {
+    eva_tensors_bind(&m->w, m->vblocks, m->tblocks, &m->tensors, m->arena);
+}
+
+/* ---- the one-line report of every offender ------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    size_t cap, len;
+} msgbuf;
+
+static void mb_add(msgbuf *b, const char *fmt, ...) EVA_PRINTF(2, 3);
+static void mb_add(msgbuf *b, const char *fmt, ...) {
+    if (b->len + 1 >= b->cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    b->len += (size_t)n;
+    if (b->len >= b->cap) b->len = b->cap - 1;
+}
+
+static void fmt_shape(msgbuf *b, const int64_t *shape, int ndim) {
+    mb_add(b, "[");
+    for (int d = 0; d < ndim; d++) mb_add(b, "%s%" PRId64, d ? "," : "", shape[d]);
+    mb_add(b, "]");
+}
+
+typedef enum { OFF_UNEXPECTED = 0, OFF_DUPLICATE, OFF_SHAPE, OFF_DTYPE, OFF_MISSING, OFF_KINDS } offender_kind;
+
+eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg) {
+    eva_status s;
+    eva_safetensors *st = NULL;
+    int *src = NULL, *kind_of = NULL, *tab_of = NULL;
+    char *msg = NULL;
+    memset(m, 0, sizeof *m);
+    if (!path || !cfg) return eva_fail(EVA_ERR_INVALID_ARG, "eva_model_load: no path or config");
+
+    if ((s = eva_safetensors_open(&st, path)) != EVA_OK) return s;
+    if ((s = model_alloc(m, cfg, path)) != EVA_OK) goto fail;
+    const eva_tensor_table *tt = &m->tensors;
+    int nf = eva_safetensors_count(st);
+    src = malloc((size_t)(tt->count > 0 ? tt->count : 1) * sizeof *src);
+    kind_of = malloc((size_t)(nf > 0 ? nf : 1) * sizeof *kind_of);  /* -1 ok, -2 ignored, else kind */
+    tab_of = malloc((size_t)(nf > 0 ? nf : 1) * sizeof *tab_of);
+    if (!src || !kind_of || !tab_of) {
+        s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    for (int j = 0; j < tt->count; j++) src[j] = -1;
+
+    int count[OFF_KINDS] = {0};
+    for (int i = 0; i < nf; i++) {
+        const eva_st_tensor *t = eva_safetensors_get(st, i);
+        kind_of[i] = -1;
+        tab_of[i] = -1;
+        if (eva_tensors_is_ignored_key(t->name)) {
+            kind_of[i] = -2;
+            continue;
+        }
+        int j = eva_tensors_find(tt, t->name);
+        if (j >= 0 && tt->official_only && strcmp(tt->items[j].official, t->name) != 0) j = -1;
+        tab_of[i] = j;
+        if (j < 0) {
+            kind_of[i] = OFF_UNEXPECTED;
+        } else if (src[j] >= 0) {
+            kind_of[i] = OFF_DUPLICATE;
+        } else {
+            src[j] = i;
+            const eva_tensor_desc *d = &tt->items[j];
+            int same = t->ndim == d->ndim;
+            for (int k = 0; same && k < d->ndim; k++) same = t->shape[k] == d->shape[k];
+            if (!same)
+                kind_of[i] = OFF_SHAPE;
+            else if (t->dtype == EVA_ST_OTHER)
+                kind_of[i] = OFF_DTYPE;
+        }
+        if (kind_of[i] >= 0) count[kind_of[i]]++;
+    }
+    for (int j = 0; j < tt->count; j++)
+        if (src[j] < 0) count[OFF_MISSING]++;
+
+    int bad = 0;
+    for (int k = 0; k < OFF_KINDS; k++) bad += count[k];
+    if (bad) {
+        static const char *const what[OFF_KINDS] = {"unexpected", "duplicate (same tensor under both namings)",
+                                                    "wrong shape", "unsupported dtype", "missing"};
+        size_t cap = 3500;
+        msg = malloc(cap);
+        if (!msg) {
+            s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        msgbuf b = {msg, cap, 0};
+        mb_add(&b, "%s: weights do not match config '%s':", path, cfg->name);
+        int first = 1;
+        /* Order: missing, unexpected, duplicate, shape, dtype. */
+        static const offender_kind order[OFF_KINDS] = {OFF_MISSING, OFF_UNEXPECTED, OFF_DUPLICATE, OFF_SHAPE,
+                                                       OFF_DTYPE};
+        for (int o = 0; o < OFF_KINDS; o++) {
+            offender_kind k = order[o];
+            if (!count[k]) continue;
+            mb_add(&b, "%s %d %s%s (", first ? "" : ",", count[k], what[k],
+                   k == OFF_UNEXPECTED || k == OFF_MISSING ? (count[k] == 1 ? " tensor" : " tensors") : "");
+            first = 0;
+            int shown = 0;
+            if (k == OFF_MISSING) {
+                for (int j = 0; j < tt->count && shown < EVA_LIST_MAX; j++) {
+                    if (src[j] >= 0) continue;
+                    const char *nm = tt->official_only ? tt->items[j].official : tt->items[j].name;
+                    mb_add(&b, "%s%s", shown++ ? ", " : "", nm);
+                    if (!tt->official_only && strcmp(tt->items[j].official, tt->items[j].name))
+                        mb_add(&b, " or %s", tt->items[j].official);
+                }
+            } else {
+                for (int i = 0; i < nf && shown < EVA_LIST_MAX; i++) {
+                    if (kind_of[i] != (int)k) continue;
+                    const eva_st_tensor *t = eva_safetensors_get(st, i);
+                    mb_add(&b, "%s%s", shown++ ? ", " : "", t->name);
+                    if (k == OFF_SHAPE) {
+                        mb_add(&b, ": file ");
+                        fmt_shape(&b, t->shape, t->ndim);
+                        mb_add(&b, ", expected ");
+                        fmt_shape(&b, tt->items[tab_of[i]].shape, tt->items[tab_of[i]].ndim);
+                    } else if (k == OFF_DTYPE) {
+                        mb_add(&b, ": %s", t->dtype_name);
+                    } else if (k == OFF_DUPLICATE) {
+                        mb_add(&b, " = %s", eva_safetensors_get(st, src[tab_of[i]])->name);
+                    }
+                }
+            }
+            if (count[k] > shown) mb_add(&b, ", and %d more", count[k] - shown);
+            mb_add(&b, ")");
+        }
+        if (count[OFF_MISSING] == tt->count && nf > 0)
+            mb_add(&b, "; no tensor matched: is this the right --variant/--config%s?",
+                   tt->official_only ? " (this family needs the official naming)" : "");
+        int only_dtype = count[OFF_DTYPE] == bad;
+        s = eva_fail(only_dtype ? EVA_ERR_UNSUPPORTED : EVA_ERR_SHAPE, "%s", msg);
+        goto fail;
+    }
+
+    for (int j = 0; j < tt->count; j++) {
+        const eva_tensor_desc *d = &tt->items[j];
+        if ((s = eva_safetensors_read_f32(st, src[j], m->arena + d->offset, d->numel)) != EVA_OK) goto fail;
+    }
+    model_bind(m);
+    snprintf(m->source, sizeof m->source, "%s", path);
+    m->random = 0;
+    free(src);
+    free(kind_of);
+    free(tab_of);
+    eva_safetensors_close(st);
+    return EVA_OK;
+fail:
+    free(msg);
+    free(src);
+    free(kind_of);
+    free(tab_of);
+    eva_safetensors_close(st);
+    eva_model_free(m);
+    return s;
+}
+
+/* ---- random weights -------------------------------------------------------------------------- */
+
+static inline uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* FNV-1a of a tensor name: the stream of a tensor depends on its name and the seed only, so
+ * adding a tensor to the table does not change the others. */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Counter-based uniform in [-1, 1): element k of a tensor is a pure function of (key, k), so the
+ * fill is deterministic under any thread count. 24 random bits -> exact float. */
+static inline float uniform_pm1(uint64_t key, uint64_t k) {
+    uint64_t r = splitmix64(key ^ (k * 0xd1b54a32d192ed03ull));
+    return (float)((int32_t)(r >> 40) - (1 << 23)) * (1.0f / (float)(1 << 23));
+}
+
+static void fill_tensor(float *dst, const eva_tensor_desc *d, uint64_t seed) {
+    uint64_t key = splitmix64(seed ^ name_hash(d->name));
+    float scale, base = 0.0f;
+    if (d->ndim == 0) { /* logit_scale */
+        dst[0] = (float)log(100.0);
+        return;
+    }
+    if (d->ndim == 1) {
+        if (strstr(d->name, "bias")) {
+            scale = 0.02f;                 /* biases: small */
+        } else {
+            base = 1.0f;                   /* norm weights (and layer scales): 1 + noise */
+            scale = 0.1f;
+        }
+    } else {
+        /* weights [out, in...]: fan_in = product of the trailing dims; text_projection [W,E] is
+         * used as x . P so its fan-in is W; embeddings are tables, kept at O(0.02..0.1) */
+        int64_t fan_in = d->numel / (d->shape[0] > 0 ? d->shape[0] : 1);
+        if (strstr(d->name, "text_projection")) fan_in = d->shape[0];
+        if (fan_in < 1) fan_in = 1;
+        scale = (float)sqrt(3.0 / (double)fan_in);
+    }
+    const int64_t n = d->numel;
+#ifdef EVA_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (n > 65536)
+#endif
+    for (int64_t k = 0; k < n; k++) dst[k] = base + scale * uniform_pm1(key, (uint64_t)k);
+}
+
+eva_status eva_model_init_random(eva_model *m, const eva_config *cfg, uint64_t seed) {
+    eva_status s;
+    char what[64];
+    snprintf(what, sizeof what, "random(%" PRIu64 ")", seed);
+    if (!cfg) return eva_fail(EVA_ERR_INVALID_ARG, "eva_model_init_random: no config");
+    if ((s = model_alloc(m, cfg, what)) != EVA_OK) {
+        eva_model_free(m);
+        return s;
+    }
+    for (int j = 0; j < m->tensors.count; j++) {
+        const eva_tensor_desc *d = &m->tensors.items[j];
+        fill_tensor(m->arena + d->offset, d, seed);
+    }
+    model_bind(m);
+    snprintf(m->source, sizeof m->source, "%s", what);
+    m->random = 1;
+    return EVA_OK;
+}
+
+/* ---- config from metadata ------------------------------------------------------------------- */
+
+eva_status eva_model_config_from_weights(eva_config *cfg, const char *path) {
+    eva_safetensors *st = NULL;
+    eva_status s = eva_safetensors_open(&st, path);
+    if (s != EVA_OK) return s;
+    const char *json = eva_safetensors_metadata(st, EVA_CONFIG_METADATA_KEY);
+    if (!json) {
+        s = eva_fail(EVA_ERR_INVALID_ARG, "%s: no %s metadata; pass --variant or --config", path,
+                     EVA_CONFIG_METADATA_KEY);
+    } else {
+        char src[600];
+        snprintf(src, sizeof src, "%s (metadata %s)", path, EVA_CONFIG_METADATA_KEY);
+        s = eva_config_from_json(cfg, json, src);
+    }
+    eva_safetensors_close(st);
+    return s;
+}
