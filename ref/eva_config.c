@@ -463,3 +463,20 @@ double eva_config_gflops_text(const eva_config *cfg) {
     double block = 2.0 * L * W * 3.0 * W + 2.0 * 2.0 * L * L * W + 2.0 * L * W * W + 2.0 * 2.0 * L * W * F;
     return (t->layers * block + 2.0 * W * cfg->embed_dim) * 1e-9;
 }
+
+/* ---- precision names ----------------------------------------------------------------------- */
+
+static const char *const eva_precision_names[] = {"fp32", "tf32", "bf16", "fp16"};
+
+eva_status eva_precision_parse(eva_precision *out, const char *s) {
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, eva_precision_names[i])) {
+            *out = (eva_precision)i;
+            return EVA_OK;
+        }
+    return eva_fail(EVA_ERR_INVALID_ARG, "unknown precision '%s' (expected fp32, tf32, bf16 or fp16)", s);
+}
+
+const char *eva_precision_name(eva_precision p) {
+    return (p >= EVA_PREC_FP32 && p <= EVA_PREC_FP16) ? eva_precision_names[p] : "?";
+}

@@ -70,6 +70,14 @@ typedef struct {
     eva_text_config text;
 } eva_config;
 
+/* Numeric precision of a run. The reference runs fp32 only; the CUDA twin runs all four
+ * (fp32 with TF32 off; tf32; bf16/fp16 weights and activations with fp32 accumulation,
+ * normalisation statistics and softmax). */
+typedef enum { EVA_PREC_FP32 = 0, EVA_PREC_TF32 = 1, EVA_PREC_BF16 = 2, EVA_PREC_FP16 = 3 } eva_precision;
+/* "fp32" | "tf32" | "bf16" | "fp16" -> precision; EVA_ERR_INVALID_ARG otherwise. */
+eva_status eva_precision_parse(eva_precision *out, const char *s);
+const char *eva_precision_name(eva_precision p);
+
 /* Built-in registry (ten variants of contract.md, in that order). */
 int eva_config_builtin_count(void);
 const eva_config *eva_config_builtin(int i);

@@ -1,0 +1,55 @@
+/* eva_cuda.h: the C API of the CUDA twin, mirroring ref_model.h.
+ *
+ * Plain C (no C++ in this header): included by the harness (C11) and implemented in cuda/*.cu.
+ * A model is uploaded once (weights converted to the run's precision), activation and workspace
+ * memory is sized before the first kernel for `max_batch` items, and batches larger than that are
+ * split. Taps follow the same names and shapes as the reference (eva_tap.h); a tap is copied back
+ * to the host only when eva_tap_wants() says so. Without a usable device every entry point returns
+ * EVA_ERR_NO_DEVICE with the message "no CUDA device is available (...)".
+ */
+#ifndef EVA_CUDA_H
+#define EVA_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eva_config.h"
+#include "eva_tap.h"
+#include "eva_weights.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct eva_cuda_model eva_cuda_model;
+
+typedef struct {
+    char name[256];          /* device name, e.g. "NVIDIA H100 80GB HBM3" */
+    int sm_major, sm_minor;
+    size_t total_bytes, free_bytes;
+    int driver_version, runtime_version;
+    int cublas_version;
+    size_t cudnn_version;    /* 0 when built without cuDNN */
+} eva_cuda_device_info;
+
+/* EVA_OK and fills info when a device is usable; EVA_ERR_NO_DEVICE otherwise. */
+eva_status eva_cuda_device(eva_cuda_device_info *info);
+
+/* Uploads `host` (fp32 arena) in `prec`. Refuses fp16 for variants where it is unsafe
+ * (EVA_ERR_UNSUPPORTED with the reason). max_batch sizes the activation memory. */
+eva_status eva_cuda_model_create(eva_cuda_model **out, const eva_model *host, eva_precision prec, int max_batch);
+/* Same semantics and shapes as eva_ref_encode_image / eva_ref_encode_text (features before
+ * normalisation, fp32 on the host). */
+eva_status eva_cuda_encode_image(eva_cuda_model *m, float *features, const float *pixels, int B, const eva_tap *tap);
+eva_status eva_cuda_encode_text(eva_cuda_model *m, float *features, const int32_t *ids, int T, const eva_tap *tap);
+/* Peak device bytes allocated by this model so far (weights + activations + workspace). */
+size_t eva_cuda_model_peak_bytes(const eva_cuda_model *m);
+/* Bytes a model would need for max_batch items at prec, computed before allocating. */
+size_t eva_cuda_model_bytes_needed(const eva_config *cfg, eva_precision prec, int max_batch);
+void eva_cuda_model_free(eva_cuda_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
