@@ -1,0 +1,97 @@
+/* golden.h: HDF5 input and output of the harness.
+ *
+ * Owns: reading a golden file (contract.md "Golden activations": root attributes schema, config,
+ * weights, generator, seed; /inputs/pixel_values, /inputs/input_ids; /acts/<tap>), reading the
+ * /inputs group of an `encode --inputs` file (same layout), and writing encode's output file.
+ * Does not own: which tap names exist for a config (eva_tap.h), comparing (compare.h).
+ *
+ * Every reader checks rank, dimensions and type class of a dataset before it allocates, and caps
+ * what it allocates (EVA_H5_MAX_BYTES), so no allocation is sized by an unchecked field. HDF5's
+ * own error stack printing is switched off (eva_h5_quiet); every failure becomes one eva_fail()
+ * message naming the file and the dataset or attribute.
+ */
+#ifndef EVA_GOLDEN_H
+#define EVA_GOLDEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eva_status.h"
+#include "eva_tap.h"
+
+/* Largest dataset any reader allocates (bytes once converted to float32/int32). */
+#define EVA_H5_MAX_BYTES ((int64_t)1 << 32)
+/* Largest string attribute (config JSON, weights path, generator). */
+#define EVA_H5_MAX_ATTR_BYTES ((int64_t)1 << 22)
+/* Most datasets in /acts. */
+#define EVA_GOLDEN_MAX_ACTS 100000
+#define EVA_GOLDEN_SCHEMA "evabench-golden/1"
+
+/* Switches off HDF5's automatic printing of its error stack (idempotent). */
+void eva_h5_quiet(void);
+
+/* The /inputs of a golden or encode input file. Either part may be absent (pixels == NULL,
+ * ids == NULL). Shapes are exactly as stored: pixel_values [B,C,H,W] (rank 4, any dims >= 1;
+ * callers check C == 3 and H == W == image_size), input_ids [T,L]. */
+typedef struct {
+    float *pixels;      /* [B,C,H,W] float32, owned */
+    int64_t pix_shape[4];
+    int32_t *ids;       /* [T,L], owned; int64 files are range-checked into int32 */
+    int64_t ids_shape[2];
+} eva_inputs;
+
+/* Reads /inputs/pixel_values and /inputs/input_ids of `path` (either may be missing; a file with
+ * neither, or without an /inputs group, is an error). */
+eva_status eva_inputs_read(eva_inputs *in, const char *path);
+/* Checks the pixel tensor is [B,3,S,S] with S = image_size; message names `path` and both shapes. */
+eva_status eva_inputs_check_pixels(const eva_inputs *in, int image_size, const char *path);
+/* Checks input_ids is [T,L] with L = context_length and every id in [0, vocab_size). */
+eva_status eva_inputs_check_ids(const eva_inputs *in, int context_length, int vocab_size, const char *path);
+void eva_inputs_free(eva_inputs *in);
+/* Number of images / texts (0 when absent). */
+static inline int64_t eva_inputs_images(const eva_inputs *in) { return in->pixels ? in->pix_shape[0] : 0; }
+static inline int64_t eva_inputs_texts(const eva_inputs *in) { return in->ids ? in->ids_shape[0] : 0; }
+
+/* An opened golden: attributes and inputs read, activations listed (read on demand). */
+typedef struct {
+    char path[1024];
+    char dir[1024];      /* folder holding the file ("." when none) */
+    char *schema;        /* owned strings; NULL when the attribute is absent */
+    char *config_json;
+    char *weights;
+    char *generator;
+    int64_t seed;
+    bool has_seed;
+    eva_inputs inputs;
+    int n_acts;
+    char (*acts)[EVA_TAP_NAME_MAX]; /* [n_acts] names of the datasets in /acts, sorted by name */
+    int64_t file;        /* hid_t of the open file (kept as int64_t so this header needs no hdf5.h) */
+} eva_golden;
+
+/* Opens a golden: checks the schema attribute, reads the string attributes and the inputs, lists
+ * /acts (every member must be a dataset whose name fits EVA_TAP_NAME_MAX). */
+eva_status eva_golden_open(eva_golden *g, const char *path);
+/* Rank and dims of /acts/<name> (checked: rank 1..4, float class, every dim >= 1). */
+eva_status eva_golden_act_shape(const eva_golden *g, const char *name, int *ndim, int64_t shape[4]);
+/* Reads /acts/<name> as float32 into a malloc'd buffer; *data owned by the caller. */
+eva_status eva_golden_read_act(const eva_golden *g, const char *name, float **data, int *ndim, int64_t shape[4]);
+bool eva_golden_has_act(const eva_golden *g, const char *name);
+/* Path of the golden's weights attribute resolved against the golden's folder (into out). */
+eva_status eva_golden_weights_path(const eva_golden *g, char *out, size_t cap);
+void eva_golden_close(eva_golden *g);
+
+/* Encode's output file. Datasets are float32, written whole. */
+typedef struct {
+    int64_t file;        /* hid_t */
+    char path[1024];
+} eva_h5out;
+
+eva_status eva_h5out_create(eva_h5out *o, const char *path);
+eva_status eva_h5out_write(eva_h5out *o, const char *name, const float *data, int ndim, const int64_t *shape);
+/* A string attribute on the root group (fixed-length ASCII, easy to read from C). */
+eva_status eva_h5out_attr(eva_h5out *o, const char *name, const char *value);
+/* Closes (flushes) the file; returns an error if the close failed. Accepts a zeroed object. */
+eva_status eva_h5out_close(eva_h5out *o);
+
+#endif
