@@ -47,7 +47,15 @@ static eva_status model_alloc(eva_model *m, const eva_config *cfg, const char *w
     if (!m->arena)
         return eva_fail(EVA_ERR_NOMEM, "%s: cannot allocate %.2f GB for the weights (%" PRId64 " floats)", what,
                         (double)bytes / 1e9, nf);
-    memset(m->arena, 0, bytes);
+    /* Zero only the alignment padding after each tensor (the tensors themselves are about to be
+     * overwritten; a full memset would double the time of a full-size random init). */
+    for (int j = 0; j < m->tensors.count; j++) {
+        const eva_tensor_desc *d = &m->tensors.items[j];
+        int64_t end = d->offset + d->numel;
+        int64_t padded = (end + EVA_ARENA_ALIGN_FLOATS - 1) / EVA_ARENA_ALIGN_FLOATS * EVA_ARENA_ALIGN_FLOATS;
+        if (padded > nf) padded = nf;
+        if (padded > end) memset(m->arena + end, 0, (size_t)(padded - end) * sizeof(float));
+    }
     size_t nv = cfg->vision.depth > 0 ? (size_t)cfg->vision.depth : 1;
     size_t nt = cfg->text.layers > 0 ? (size_t)cfg->text.layers : 1;
     m->vblocks = calloc(nv, sizeof *m->vblocks);
@@ -109,6 +117,7 @@ eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg)
     for (int j = 0; j < tt->count; j++) src[j] = -1;
 
     int count[OFF_KINDS] = {0};
+    int open_clip_named = 0; /* open_clip names given for an official-only family */
     for (int i = 0; i < nf; i++) {
         const eva_st_tensor *t = eva_safetensors_get(st, i);
         kind_of[i] = -1;
@@ -118,7 +127,10 @@ eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg)
             continue;
         }
         int j = eva_tensors_find(tt, t->name);
-        if (j >= 0 && tt->official_only && strcmp(tt->items[j].official, t->name) != 0) j = -1;
+        if (j >= 0 && tt->official_only && strcmp(tt->items[j].official, t->name) != 0) {
+            j = -1;
+            open_clip_named++;
+        }
         tab_of[i] = j;
         if (j < 0) {
             kind_of[i] = OFF_UNEXPECTED;
@@ -191,9 +203,11 @@ eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg)
             if (count[k] > shown) mb_add(&b, ", and %d more", count[k] - shown);
             mb_add(&b, ")");
         }
-        if (count[OFF_MISSING] == tt->count && nf > 0)
-            mb_add(&b, "; no tensor matched: is this the right --variant/--config%s?",
-                   tt->official_only ? " (this family needs the official naming)" : "");
+        if (open_clip_named)
+            mb_add(&b, "; config '%s' (8B/18B family) takes only the official naming (visual.blocks.*, no trunk)",
+                   cfg->name);
+        else if (count[OFF_MISSING] == tt->count && nf > 0)
+            mb_add(&b, "; no tensor matched: is this the right --variant/--config?");
         int only_dtype = count[OFF_DTYPE] == bad;
         s = eva_fail(only_dtype ? EVA_ERR_UNSUPPORTED : EVA_ERR_SHAPE, "%s", msg);
         goto fail;
@@ -238,59 +252,106 @@ static uint64_t name_hash(const char *s) {
     return h;
 }
 
-/* Counter-based uniform in [-1, 1): element k of a tensor is a pure function of (key, k), so the
- * fill is deterministic under any thread count. 24 random bits -> exact float. */
-static inline float uniform_pm1(uint64_t key, uint64_t k) {
+/* Counter-based uniforms in [-1, 1): pair k of a tensor is a pure function of (key, k), so the
+ * fill is deterministic under any thread count. 24 random bits per value -> exact floats. */
+static inline void uniform_pair(uint64_t key, uint64_t k, float *a, float *b) {
     uint64_t r = splitmix64(key ^ (k * 0xd1b54a32d192ed03ull));
-    return (float)((int32_t)(r >> 40) - (1 << 23)) * (1.0f / (float)(1 << 23));
+    const float s = 1.0f / (float)(1 << 23);
+    *a = (float)((int32_t)(r >> 40) - (1 << 23)) * s;
+    *b = (float)((int32_t)((r >> 16) & 0xffffff) - (1 << 23)) * s;
 }
 
-static void fill_tensor(float *dst, const eva_tensor_desc *d, uint64_t seed) {
-    uint64_t key = splitmix64(seed ^ name_hash(d->name));
-    float scale, base = 0.0f;
-    if (d->ndim == 0) { /* logit_scale */
-        dst[0] = (float)log(100.0);
-        return;
-    }
-    if (d->ndim == 1) {
+typedef struct {
+    uint64_t key;
+    float base, scale;
+} fill_rule;
+
+/* Distribution of a tensor, from its shape and name. */
+static fill_rule fill_rule_of(const eva_tensor_desc *d, uint64_t seed) {
+    fill_rule r = {splitmix64(seed ^ name_hash(d->name)), 0.0f, 0.0f};
+    if (d->ndim == 0) {                    /* logit_scale: filled separately */
+    } else if (d->ndim == 1) {
         if (strstr(d->name, "bias")) {
-            scale = 0.02f;                 /* biases: small */
+            r.scale = 0.02f;               /* biases: small */
         } else {
-            base = 1.0f;                   /* norm weights (and layer scales): 1 + noise */
-            scale = 0.1f;
+            r.base = 1.0f;                 /* norm weights (and layer scales): 1 + noise */
+            r.scale = 0.1f;
         }
     } else {
         /* weights [out, in...]: fan_in = product of the trailing dims; text_projection [W,E] is
-         * used as x . P so its fan-in is W; embeddings are tables, kept at O(0.02..0.1) */
+         * used as x . P so its fan-in is W */
         int64_t fan_in = d->numel / (d->shape[0] > 0 ? d->shape[0] : 1);
         if (strstr(d->name, "text_projection")) fan_in = d->shape[0];
         if (fan_in < 1) fan_in = 1;
-        scale = (float)sqrt(3.0 / (double)fan_in);
+        r.scale = (float)sqrt(3.0 / (double)fan_in);
     }
-    const int64_t n = d->numel;
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (n > 65536)
-#endif
-    for (int64_t k = 0; k < n; k++) dst[k] = base + scale * uniform_pm1(key, (uint64_t)k);
+    return r;
 }
+
+/* Elements [lo, hi) of a tensor; lo even. */
+static void fill_range(float *dst, const fill_rule *r, int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; k += 2) {
+        float a, b;
+        uniform_pair(r->key, (uint64_t)k >> 1, &a, &b);
+        dst[k] = r->base + r->scale * a;
+        if (k + 1 < hi) dst[k + 1] = r->base + r->scale * b;
+    }
+}
+
+#define EVA_FILL_CHUNK ((int64_t)1 << 18) /* elements per work item (even) */
 
 eva_status eva_model_init_random(eva_model *m, const eva_config *cfg, uint64_t seed) {
     eva_status s;
     char what[64];
+    int64_t *first_chunk = NULL;
+    fill_rule *rules = NULL;
     snprintf(what, sizeof what, "random(%" PRIu64 ")", seed);
     if (!cfg) return eva_fail(EVA_ERR_INVALID_ARG, "eva_model_init_random: no config");
-    if ((s = model_alloc(m, cfg, what)) != EVA_OK) {
-        eva_model_free(m);
-        return s;
+    if ((s = model_alloc(m, cfg, what)) != EVA_OK) goto fail;
+    const eva_tensor_table *tt = &m->tensors;
+    /* Work items: every tensor cut into chunks, all in one parallel loop. */
+    first_chunk = malloc((size_t)(tt->count + 1) * sizeof *first_chunk);
+    rules = malloc((size_t)(tt->count > 0 ? tt->count : 1) * sizeof *rules);
+    if (!first_chunk || !rules) {
+        s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", what);
+        goto fail;
     }
-    for (int j = 0; j < m->tensors.count; j++) {
-        const eva_tensor_desc *d = &m->tensors.items[j];
-        fill_tensor(m->arena + d->offset, d, seed);
+    first_chunk[0] = 0;
+    for (int j = 0; j < tt->count; j++) {
+        const eva_tensor_desc *d = &tt->items[j];
+        rules[j] = fill_rule_of(d, seed);
+        if (d->ndim == 0) m->arena[d->offset] = (float)log(100.0);
+        int64_t nch = d->ndim == 0 ? 0 : (d->numel + EVA_FILL_CHUNK - 1) / EVA_FILL_CHUNK;
+        first_chunk[j + 1] = first_chunk[j] + nch;
     }
+    const int64_t nchunks = first_chunk[tt->count];
+    float *arena = m->arena;
+#ifdef EVA_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 4)
+#endif
+    for (int64_t c = 0; c < nchunks; c++) {
+        int lo = 0, hi = tt->count - 1; /* tensor j with first_chunk[j] <= c < first_chunk[j+1] */
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2;
+            if (first_chunk[mid] <= c) lo = mid;
+            else hi = mid - 1;
+        }
+        const eva_tensor_desc *d = &tt->items[lo];
+        int64_t b = (c - first_chunk[lo]) * EVA_FILL_CHUNK;
+        int64_t e = b + EVA_FILL_CHUNK < d->numel ? b + EVA_FILL_CHUNK : d->numel;
+        fill_range(arena + d->offset, &rules[lo], b, e);
+    }
+    free(first_chunk);
+    free(rules);
     model_bind(m);
     snprintf(m->source, sizeof m->source, "%s", what);
     m->random = 1;
     return EVA_OK;
+fail:
+    free(first_chunk);
+    free(rules);
+    eva_model_free(m);
+    return s;
 }
 
 /* ---- config from metadata ------------------------------------------------------------------- */
