@@ -203,7 +203,7 @@ eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg)
             if (count[k] > shown) mb_add(&b, ", and %d more", count[k] - shown);
             mb_add(&b, ")");
         }
-        if (open_clip_named)
+        if (open_clip_named && open_clip_named == count[OFF_UNEXPECTED])
             mb_add(&b, "; config '%s' (8B/18B family) takes only the official naming (visual.blocks.*, no trunk)",
                    cfg->name);
         else if (count[OFF_MISSING] == tt->count && nf > 0)
