@@ -238,7 +238,10 @@ int eva_cmd_verify(int argc, char **argv) {
     /* Weights and implementation. */
     if (weights_arg) snprintf(weights_path, sizeof weights_path, "%s", weights_arg);
     else if ((st = eva_golden_weights_path(&g, weights_path, sizeof weights_path)) != EVA_OK) goto fail;
-    if ((st = eva_model_load(&model, weights_path, &cfg)) != EVA_OK) goto fail;
+    if ((st = eva_model_load(&model, weights_path, &cfg)) != EVA_OK) {
+        if (!weights_arg) eva_fail_context("%s: weights attribute", golden_path);
+        goto fail;
+    }
     if ((st = eva_backend_open(&be, impl, prec, &model)) != EVA_OK) goto fail;
 
     cap.g = &g;

@@ -61,8 +61,12 @@ static eva_status ds_shape(hid_t ds, const char *path, const char *dname, int mi
         goto fail;
     }
     if (H5Sget_simple_extent_type(sp) != H5S_SIMPLE) {
-        st = eva_fail(EVA_ERR_SHAPE, "%s: %s: is a scalar or empty dataset, expected an array of rank %d..%d",
-                      path, dname, minr, maxr);
+        if (minr == maxr)
+            st = eva_fail(EVA_ERR_SHAPE, "%s: %s: is a scalar or empty dataset, expected an array of rank %d", path,
+                          dname, minr);
+        else
+            st = eva_fail(EVA_ERR_SHAPE, "%s: %s: is a scalar or empty dataset, expected an array of rank %d to %d",
+                          path, dname, minr, maxr);
         goto fail;
     }
     int r = H5Sget_simple_extent_ndims(sp);
