@@ -10,6 +10,8 @@ void eva_tap_emit(const eva_tap *tap, const char *name, const float *data, int n
 }
 
 static const char *const vblock_subs[] = {".norm1", ".attn", ".norm2", ".mlp", ""};
+/* Post-norm blocks run attn, then norm1 on its output, then mlp, then norm2. */
+static const char *const vblock_subs_post[] = {".attn", ".norm1", ".mlp", ".norm2", ""};
 static const char *const tblock_subs[] = {".ln_1", ".attn", ".ln_2", ".mlp", ""};
 
 int eva_tap_names(const eva_config *cfg, eva_tap_set set, char (*names)[EVA_TAP_NAME_MAX], int max_names) {
@@ -23,7 +25,8 @@ int eva_tap_names(const eva_config *cfg, eva_tap_set set, char (*names)[EVA_TAP_
         PUT("visual.trunk.patch_embed");
         PUT("visual.trunk.pos_drop");
         for (int i = 0; i < cfg->vision.depth; i++)
-            for (int k = 0; k < 5; k++) PUT("visual.trunk.blocks.%d%s", i, vblock_subs[k]);
+            for (int k = 0; k < 5; k++)
+                PUT("visual.trunk.blocks.%d%s", i, (cfg->vision.postnorm ? vblock_subs_post : vblock_subs)[k]);
         PUT("visual.trunk.norm");
         PUT("visual.trunk.head");
     }
