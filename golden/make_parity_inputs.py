@@ -16,9 +16,13 @@ Writes, under golden/parity/:
       C tokenizer; Python receives bytes.decode('utf-8', 'surrogateescape') as for a command-line
       argument), ids int32 [M] + id_offsets int64 [n+1] (open_clip tokenize(text)[0], context 77,
       trailing zeros dropped).
-  images/*.png|jpg  the test images (generated here with PIL from a seeded pattern)
-  images.h5   /<name>/s<S> float32 [3,S,S]: open_clip image_transform(S, is_train=False) of
-              PIL.Image.open(file), S in 224, 336, 448; root attributes record the versions.
+  images/*.png|jpg  the test images (seeded patterns written by PIL, or raw PNG chunks where PIL
+              cannot write the mode)
+  expected/<image>.s<S>.png  the uint8 RGB crop of open_clip image_transform(S, is_train=False)
+              (its PIL part: Resize, CenterCrop, convert RGB), S in 224, 336, 448
+  images.h5   /lut float32 [3,256]: open_clip's ToTensor+Normalize of each 8-bit value, so that
+              open_clip's float tensor == lut[c][crop] (asserted for every image and size);
+              /names; root attributes record the versions (Pillow included).
 """
 import argparse
 import io
@@ -172,8 +176,162 @@ def make_tokens():
 
 # ------------------------------------------------------------------------------ images ----------
 
+SIZES = (224, 336, 448)
+
+
+def _pattern(w, h, seed, smooth=True):
+    """A seeded photo-like test pattern: gradients, sinusoids, a few shapes, mild noise (uint8 [h,w,3])."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.zeros((h, w, 3))
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.5, 6, 2).tolist() + [rng.uniform(0, 6.28)]
+        img[..., c] = 128 + 90 * np.sin(2 * np.pi * (fx * x / w + fy * y / h) + ph) + 30 * (x / w - y / h)
+    for _ in range(6):  # hard edges: rectangles and discs
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(2, max(3, min(w, h) / 3))
+        col = rng.uniform(0, 255, 3)
+        if rng.random() < 0.5:
+            m = (np.abs(x - cx) < r) & (np.abs(y - cy) < r * 0.6)
+        else:
+            m = (x - cx) ** 2 + (y - cy) ** 2 < r * r
+        img[m] = col
+    img += rng.normal(0, 0.0 if smooth else 5.0, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _png_raw(path, w, h, bit_depth, color_type, rows, plte=None, trns=None, interlace=0):
+    """Writes a PNG from raw scanlines (filter 0) for the modes PIL cannot write (LA 16-bit,
+    palette with a short PLTE and out-of-range indexes)."""
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + r for r in rows)
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, interlace))
+    if plte is not None:
+        out += chunk(b"PLTE", plte)
+    if trns is not None:
+        out += chunk(b"tRNS", trns)
+    out += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def make_test_images(d):
+    """Writes the test images into d; returns their file names. Every mode, format and size class."""
+    from PIL import Image
+    names = []
+
+    def save(im, name, **kw):
+        im.save(os.path.join(d, name), **kw)
+        names.append(name)
+
+    rgb = lambda w, h, s, smooth=True: Image.fromarray(_pattern(w, h, s, smooth), "RGB")
+    # JPEG: baseline 4:2:0, progressive, 4:4:4, greyscale, CMYK (Adobe, inverted as Pillow writes it)
+    save(rgb(500, 375, 1, smooth=False), "jpeg_rgb_500x375.jpg", quality=90)
+    save(rgb(375, 500, 2), "jpeg_progressive_375x500.jpg", quality=85, progressive=True)
+    save(rgb(333, 501, 3), "jpeg_444_333x501.jpg", quality=95, subsampling=0)
+    save(rgb(320, 240, 4).convert("L"), "jpeg_grey_320x240.jpg", quality=90)
+    save(rgb(300, 200, 5).convert("CMYK"), "jpeg_cmyk_300x200.jpg", quality=90)
+    # PNG 8-bit: RGB (exactly 224 square: untouched at 224), RGBA, LA, L, P (+tRNS), interlaced
+    save(rgb(224, 224, 6), "png_rgb_224x224.png")
+    a = _pattern(260, 180, 7)
+    alpha = np.clip(np.linspace(-60, 320, 260)[None, :] + np.zeros((180, 1)), 0, 255).astype(np.uint8)
+    save(Image.fromarray(np.dstack([a, alpha]), "RGBA"), "png_rgba_260x180.png")
+    la = np.dstack([_pattern(150, 200, 8)[..., 0], np.clip(np.linspace(320, -40, 200)[:, None] + np.zeros((1, 150)), 0, 255).astype(np.uint8)])
+    save(Image.fromarray(la, "LA"), "png_la_150x200.png")
+    save(rgb(97, 61, 9).convert("L"), "png_grey_97x61.png")
+    p = rgb(200, 120, 10).quantize(colors=200)
+    save(p, "png_palette_trns_200x120.png", transparency=bytes(range(0, 250, 5)))
+    save(rgb(97, 61, 11).quantize(colors=16), "png_palette4_97x61.png", bits=4)
+    save(rgb(123, 77, 12), "png_interlaced_123x77.png", interlace=1)
+    save(rgb(7, 5, 13), "png_tiny_7x5.png")
+    save(rgb(1000, 50, 14), "png_wide_1000x50.png")
+    save(rgb(501, 333, 15), "png_odd_501x333.png")
+    # low bit depths: 1-bit (mode 1), 2- and 4-bit grey (L;2, L;4)
+    g = _pattern(64, 48, 16)[..., 1]
+    save(Image.fromarray(g).convert("1"), "png_bilevel_64x48.png")
+    _png_raw(os.path.join(d, "png_grey2_40x30.png"), 40, 30, 2, 0,
+             [np.packbits(np.unpackbits((_pattern(40, 30, 17)[y, :, 0] >> 6)[:, None], axis=1)[:, 6:].reshape(-1)).tobytes() for y in range(30)])
+    names.append("png_grey2_40x30.png")
+    save(rgb(41, 29, 18).convert("L").quantize(16).convert("L"), "png_grey4_41x29.png", bits=4)
+    # 16-bit: grey (Pillow mode I), RGB, RGBA, grey+alpha (LA;16B -> RGBA)
+    g16 = (_pattern(120, 90, 19)[..., 0].astype(np.uint16) * 257)
+    g16[:, :40] //= 300  # a band of values <= 255, where I -> RGB does not clip everything to white
+    _png_raw(os.path.join(d, "png_grey16_120x90.png"), 120, 90, 16, 0, [g16[y].astype(">u2").tobytes() for y in range(90)])
+    names.append("png_grey16_120x90.png")
+    c16 = _pattern(100, 80, 20).astype(np.uint16) * 257 + np.random.default_rng(21).integers(0, 257, (80, 100, 3)).astype(np.uint16)
+    _png_raw(os.path.join(d, "png_rgb16_100x80.png"), 100, 80, 16, 2, [c16[y].astype(">u2").tobytes() for y in range(80)])
+    names.append("png_rgb16_100x80.png")
+    a16 = np.dstack([c16, (np.linspace(0, 65535, 100)[None, :] + np.zeros((80, 1))).astype(np.uint16)])
+    _png_raw(os.path.join(d, "png_rgba16_100x80.png"), 100, 80, 16, 6, [a16[y].astype(">u2").tobytes() for y in range(80)])
+    names.append("png_rgba16_100x80.png")
+    la16 = np.dstack([c16[..., 0], a16[..., 3][:, ::-1]])
+    _png_raw(os.path.join(d, "png_la16_100x80.png"), 100, 80, 16, 4, [la16[y].astype(">u2").tobytes() for y in range(80)])
+    names.append("png_la16_100x80.png")
+    # palette with a 4-entry PLTE, indexes beyond it (Pillow's palette ramp), Adam7 interlaced
+    idx = (_pattern(60, 40, 22)[..., 2] // 40).astype(np.uint8) * 37
+    _png_raw(os.path.join(d, "png_palette_short_60x40.png"), 60, 40, 8, 3, [idx[y].tobytes() for y in range(40)],
+             plte=bytes([255, 0, 0, 0, 255, 0, 0, 0, 255, 250, 250, 10]))
+    names.append("png_palette_short_60x40.png")
+    return names
+
+
 def make_images():
-    pass
+    import PIL
+    import torch
+    from PIL import Image
+    from open_clip.transform import image_transform
+    d = os.path.join(OUT, "images")
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    names = make_test_images(d)
+    ed = os.path.join(OUT, "expected")
+    os.makedirs(ed, exist_ok=True)
+    for f in os.listdir(ed):
+        os.remove(os.path.join(ed, f))
+    # ToTensor + Normalize of every 8-bit value, computed by open_clip's own transform: a 256x1
+    # RGB image holding 0..255 in each channel, through the last two steps of the pipeline.
+    tf224 = image_transform(224, is_train=False)
+    to_tensor_norm = tf224.transforms[-2:]
+    ramp = Image.fromarray(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2), "RGB")
+    lut = ramp
+    for t in to_tensor_norm:
+        lut = t(lut)
+    lut = lut.numpy()[:, 0, :].astype(np.float32)  # [3, 256]
+    rows = []
+    for S in SIZES:
+        tf = image_transform(S, is_train=False)
+        pil_part, tail = tf.transforms[:-2], tf.transforms[-2:]
+        for name in names:
+            with Image.open(os.path.join(d, name)) as im:
+                mode = im.mode
+                full = tf(im).numpy()
+            with Image.open(os.path.join(d, name)) as im:
+                crop = im
+                for t in pil_part:
+                    crop = t(crop)
+            u8 = np.asarray(crop, dtype=np.uint8)
+            assert u8.shape == (S, S, 3), (name, u8.shape)
+            # the stored uint8 crop + the LUT must reproduce open_clip's float tensor exactly
+            rec = np.stack([lut[c][u8[..., c]] for c in range(3)])
+            assert np.array_equal(rec, full), name
+            Image.fromarray(u8, "RGB").save(os.path.join(ed, "%s.s%d.png" % (name, S)), optimize=True)
+            rows.append((name, mode, S))
+    with h5py.File(os.path.join(OUT, "images.h5"), "w") as f:
+        for k, v in versions().items():
+            f.attrs[k] = str(v)
+        f.attrs["transform"] = "open_clip.transform.image_transform(S, is_train=False), S in 224/336/448"
+        f.attrs["note"] = ("expected/<image>.s<S>.png: the uint8 RGB crop after Resize/CenterCrop/convert; "
+                           "/lut[c][v]: ToTensor+Normalize of value v in channel c; open_clip's tensor "
+                           "equals lut[c][crop[..., c]] exactly (asserted when generated)")
+        f.create_dataset("lut", data=lut)
+        f.create_dataset("names", data=np.array([n.encode() for n in names]))
+        f.create_dataset("modes", data=np.array([m.encode() for _, m, _ in rows[:len(names)]]))
+    print("images: %d test images (%s), crops at %s; Pillow %s" % (len(names), ", ".join(sorted(set(m for _, m, _ in rows))),
+                                                                 SIZES, PIL.__version__))
 
 
 def main():
