@@ -129,6 +129,10 @@ static void vnorm(float *y, const float *x, const float *w, const float *b, int 
 
 /* Checks that every view the config needs is bound (a loader bug otherwise). */
 static eva_status check_vblock(const eva_vblock_weights *bw, const eva_vision_config *v, int i) {
+    /* Upstream (timm Mlp norm_layer, official Mlp ffn_ln) has a hidden-layer norm for GELU + subln
+     * too; the tensor table lists mlp.norm only for SwiGLU, so that combination cannot be run. */
+    if (v->subln && v->mlp == EVA_MLP_GELU && !bw->mlp_norm_w)
+        return eva_fail(EVA_ERR_UNSUPPORTED, "image block %d: subln with a GELU MLP needs mlp.norm weights", i);
     bool ok = bw->norm1_w && bw->norm2_w && bw->proj_w && bw->proj_b && bw->fc2_w && bw->fc2_b;
     if (v->norm == EVA_NORM_LAYERNORM) ok = ok && bw->norm1_b && bw->norm2_b;
     if (v->qkv == EVA_QKV_FUSED)
