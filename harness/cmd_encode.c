@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +18,22 @@
 
 #include "backend.h"
 #include "cmds.h"
+#include "eva_image.h"
+#include "eva_tokenizer.h"
 #include "golden.h"
 #include "ref_model.h"
 
 #define EVA_ENCODE_DEFAULT_BATCH 16
 #define EVA_ENCODE_MAX_BATCH 65536
+#define EVA_ENCODE_MAX_ITEMS 65536 /* --image / --text arguments */
 
 static const char *encode_usage =
     "usage: evabench encode --weights W.safetensors [--variant NAME | --config C.json] --inputs IN.h5 --out OUT.h5\n"
     "                       [--impl ref|cuda] [--precision fp32|tf32|bf16|fp16] [--batch N]\n"
+    "       evabench encode --weights W.safetensors [...] [--image FILE...] [--text STRING...] --out OUT.h5\n"
     "\n"
-    "Reads /inputs/pixel_values [B,3,S,S] float32 and/or /inputs/input_ids [T,L] int32|int64 from IN.h5 and\n"
+    "Reads /inputs/pixel_values [B,3,S,S] float32 and/or /inputs/input_ids [T,L] int32|int64 from IN.h5 (or\n"
+    "preprocesses --image files as open_clip's evaluation transform does and tokenizes --text strings) and\n"
     "writes to OUT.h5 (all float32): /image_features [B,E], /text_features [T,E] (projections, before\n"
     "normalisation), /image_embeds, /text_embeds (L2-normalised) and, when both towers ran,\n"
     "/logits_per_image [B,T] = exp(logit_scale) * cosine.\n"
@@ -36,6 +42,8 @@ static const char *encode_usage =
     "  --variant NAME     built-in config (official or open_clip name, see evabench info)\n"
     "  --config C.json    config JSON (contract.md); default: the weights' evabench.config metadata\n"
     "  --inputs IN.h5     HDF5 file with an /inputs group (the golden layout)\n"
+    "  --image FILE...    PNG/JPEG images instead of --inputs (resize, centre crop, CLIP normalisation)\n"
+    "  --text STRING...   texts instead of --inputs (CLIP BPE tokenizer, open_clip tokenize)\n"
     "  --out OUT.h5       output file (overwritten)\n"
     "  --impl ref|cuda    implementation (default ref)\n"
     "  --precision P      fp32 (default), tf32, bf16 or fp16 (cuda only)\n"
@@ -63,9 +71,54 @@ static int fail_exit(eva_status st) {
     return code == 0 ? 3 : code;
 }
 
+/* Builds the inputs from --image files (open_clip's evaluation transform at the config's size)
+ * and --text strings (the CLIP tokenizer at the config's context length). */
+static eva_status inputs_from_args(eva_inputs *in, const eva_config *cfg, char **images, int n_images, char **texts,
+                                   int n_texts) {
+    memset(in, 0, sizeof *in);
+    const int64_t S = cfg->vision.image_size, L = cfg->text.context_length;
+    eva_status st = EVA_OK;
+    if (n_images > 0) {
+        if ((int64_t)n_images * 3 * S * S > EVA_H5_MAX_BYTES / 4)
+            return eva_fail(EVA_ERR_NOMEM, "--image: %d images of %lld px are too many", n_images, (long long)S);
+        in->pixels = malloc((size_t)n_images * 3 * (size_t)(S * S) * sizeof(float));
+        if (!in->pixels) return eva_fail(EVA_ERR_NOMEM, "--image: out of memory for %d images", n_images);
+        for (int i = 0; i < n_images; i++)
+            if ((st = eva_image_load_preprocessed(in->pixels + (int64_t)i * 3 * S * S, images[i], (int)S)) != EVA_OK)
+                goto fail;
+        in->pix_shape[0] = n_images;
+        in->pix_shape[1] = 3;
+        in->pix_shape[2] = in->pix_shape[3] = S;
+    }
+    if (n_texts > 0) {
+        eva_tokenizer *tok = NULL;
+        if ((st = eva_tokenizer_open(&tok, NULL)) != EVA_OK) goto fail;
+        in->ids = malloc((size_t)n_texts * (size_t)L * sizeof(int32_t));
+        if (!in->ids) {
+            eva_tokenizer_free(tok);
+            st = eva_fail(EVA_ERR_NOMEM, "--text: out of memory for %d texts", n_texts);
+            goto fail;
+        }
+        for (int i = 0; i < n_texts && st == EVA_OK; i++) {
+            st = eva_tokenizer_encode(tok, in->ids + (int64_t)i * L, texts[i], (int)L);
+            if (st != EVA_OK) eva_fail_context("--text %d", i + 1);
+        }
+        eva_tokenizer_free(tok);
+        if (st != EVA_OK) goto fail;
+        in->ids_shape[0] = n_texts;
+        in->ids_shape[1] = L;
+    }
+    return EVA_OK;
+fail:
+    eva_inputs_free(in);
+    return st;
+}
+
 int eva_cmd_encode(int argc, char **argv) {
     const char *weights = NULL, *variant = NULL, *config_path = NULL, *inputs_path = NULL, *out_path = NULL;
     const char *impl_s = "ref", *prec_s = "fp32", *batch_s = NULL;
+    char **images = NULL, **texts = NULL;
+    int n_images = 0, n_texts = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -84,6 +137,24 @@ int eva_cmd_encode(int argc, char **argv) {
                 fprintf(stderr, "evabench encode: option %s needs a value (see --help)\n", argv[i]);
                 return 2;
             }
+            continue;
+        }
+        if (!strcmp(argv[i], "--image") || !strcmp(argv[i], "--text")) {
+            bool img = argv[i][2] == 'i';
+            int first = i + 1, k = first;
+            while (k < argc && strncmp(argv[k], "--", 2) != 0) k++;
+            if (k == first) {
+                fprintf(stderr, "evabench encode: %s needs at least one value (see --help)\n", argv[i]);
+                return 2;
+            }
+            if (k - first > EVA_ENCODE_MAX_ITEMS || (img ? n_images : n_texts) > 0) {
+                fprintf(stderr, "evabench encode: %s: give it once, with at most %d values\n", argv[i],
+                        EVA_ENCODE_MAX_ITEMS);
+                return 2;
+            }
+            if (img) { images = argv + first; n_images = k - first; }
+            else { texts = argv + first; n_texts = k - first; }
+            i = k - 1;
             continue;
         }
         fprintf(stderr, "evabench encode: unknown argument '%s' (see --help)\n", argv[i]);
@@ -105,15 +176,19 @@ int eva_cmd_encode(int argc, char **argv) {
         fprintf(stderr, "evabench encode: --weights W.safetensors is required (see --help)\n");
         return 2;
     }
-    if (!inputs_path) {
-        fprintf(stderr, "evabench encode: --inputs IN.h5 is required (see --help)\n");
+    if (!inputs_path && !n_images && !n_texts) {
+        fprintf(stderr, "evabench encode: --inputs IN.h5 (or --image / --text) is required (see --help)\n");
+        return 2;
+    }
+    if (inputs_path && (n_images || n_texts)) {
+        fprintf(stderr, "evabench encode: --inputs and --image/--text both given: pass one kind of input\n");
         return 2;
     }
     if (!out_path || !*out_path) {
         fprintf(stderr, "evabench encode: --out OUT.h5 is required (see --help)\n");
         return 2;
     }
-    if (!strcmp(out_path, inputs_path) || !strcmp(out_path, weights)) {
+    if ((inputs_path && !strcmp(out_path, inputs_path)) || !strcmp(out_path, weights)) {
         fprintf(stderr, "evabench encode: --out %s would overwrite an input file\n", out_path);
         return 2;
     }
@@ -140,7 +215,12 @@ int eva_cmd_encode(int argc, char **argv) {
 
     const char *source = NULL;
     if ((st = eva_resolve_config(&cfg, &source, config_path, variant, NULL, NULL, weights)) != EVA_OK) goto fail;
-    if ((st = eva_inputs_read(&in, inputs_path)) != EVA_OK) goto fail;
+    if (inputs_path) {
+        if ((st = eva_inputs_read(&in, inputs_path)) != EVA_OK) goto fail;
+    } else if ((st = inputs_from_args(&in, &cfg, images, n_images, texts, n_texts)) != EVA_OK) {
+        goto fail;
+    }
+    if (!inputs_path) inputs_path = n_images ? "--image" : "--text";
     if ((st = eva_inputs_check_pixels(&in, cfg.vision.image_size, inputs_path)) != EVA_OK) goto fail;
     if ((st = eva_inputs_check_ids(&in, cfg.text.context_length, cfg.text.vocab_size, inputs_path)) != EVA_OK)
         goto fail;

@@ -264,6 +264,22 @@ grep -q '"first_failure":[[:space:]]*"visual.trunk.blocks.1.mlp"' "$W/p.json" ||
 expect_rc "verify golden with a NaN fails" 1 -- verify --golden "$W/g_nan.h5"
 grep -q "text.ln_final" "$W/err" || bad "NaN: tap not named"
 
+# --image / --text instead of --inputs
+IMGS=("$SRC"/golden/parity/images/*.jpg)
+if [ -f "${IMGS[0]}" ]; then
+  expect_rc "encode --image" 0 -- encode --weights "$GW" --image "${IMGS[0]}" "${IMGS[1]:-${IMGS[0]}}" --out "$W/oimg.h5"
+  "$PY" -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert f['image_embeds'].shape==(2,32) and 'text_embeds' not in f" \
+    "$W/oimg.h5" || bad "encode --image outputs"
+fi
+expect2 "encode --image missing file" "$W/nope.png" -- encode --weights "$GW" --image "$W/nope.png" --out "$W/x.h5"
+expect2 "encode --image not an image" "i_nothdf5.h5" -- encode --weights "$GW" --image "$W/i_nothdf5.h5" --out "$W/x.h5"
+expect2 "encode --image without a value" "--image" -- encode --weights "$GW" --image --out "$W/x.h5"
+expect2 "encode --inputs and --image" "--inputs" -- encode --weights "$GW" --inputs "$W/i_good.h5" --image "$W/nope.png" --out "$W/x.h5"
+if [ -f "$SRC/golden/cache/bpe_simple_vocab_16e6.txt.gz" ]; then
+  # the tiny model's 1000-token vocabulary cannot take CLIP BPE ids: a clean refusal
+  expect2 "encode --text with ids beyond the tiny vocab" "--text" -- encode --weights "$GW" --text "a photo of a cat" --out "$W/x.h5"
+fi
+
 # ---- hostile weights (encode and verify) ---------------------------------------------------------
 for c in empty trunc_header trunc_data short hdrlen notjson offs_range offs_shape offs_reversed missing unexpected \
          dtype dtype8 negdim hugedim; do
