@@ -1,0 +1,305 @@
+/* ref_gemm.c: out[M,C] = x[M,K] . w[C,K]^T + bias, cache-blocked, packed, OpenMP-parallel.
+ *
+ * Loop nest (see ref_gemm.h for the contract):
+ *   for each block of TB tokens (rows of x), sized so its packed copy stays in L2:
+ *     pack the block into panels of NR tokens: panel[k][j] = x[t0 + j][k] (zeros past M)
+ *     for each tile of MR output channels (rows of w), split over the threads:
+ *       for each block of KB k (the tile's KB-long weight slices stay in L1):
+ *         for each panel: micro-kernel, adding into that panel's MR x NR tile of double sums
+ *       write the tiles to out (+ bias)
+ * The micro-kernel keeps an MR x NR tile of float sums in registers, runs k over a block of at
+ * most KC, then folds the tile into double and starts the next block. Its inner step is a
+ * rank-1 update: NR tokens of one k (two 16-float vectors) times one broadcast weight per row.
+ */
+#include "ref_gemm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef EVA_HAVE_OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define EVA_GEMM_AVX512 1
+#endif
+
+#define MR 12                    /* output channels (weight rows) per tile */
+#define NR 32                    /* tokens per packed panel (two 16-float vectors) */
+#define KC EVA_GEMM_KC           /* products per float partial sum */
+#define KB 256                   /* k per cache block: a packed weight tile (12 KiB) stays in L1 */
+#define PACK_BUDGET (320 * 1024) /* floats of packed x per token block (1.25 MiB, within an L2) */
+#define TB_MAX 512               /* tokens per block at most (bounds the double tile buffer) */
+
+static int force_portable = -1; /* -1: not decided yet (reads EVA_GEMM_PORTABLE once) */
+
+bool eva_gemm_force_portable(bool on) {
+    bool prev = force_portable == 1;
+    force_portable = on ? 1 : 0;
+    return prev;
+}
+
+static bool use_portable(void) {
+    if (force_portable < 0) {
+        const char *e = getenv("EVA_GEMM_PORTABLE");
+        force_portable = (e && e[0] == '1') ? 1 : 0;
+    }
+#ifdef EVA_GEMM_AVX512
+    return force_portable == 1;
+#else
+    return true;
+#endif
+}
+
+const char *eva_gemm_kernel_name(void) { return use_portable() ? "portable" : "avx512"; }
+
+/* Tokens per packed block: as many panels as fit the budget (at least one, at most TB_MAX),
+ * then evened out over the blocks M needs so that no block is a sliver. */
+static int token_block(int M, int K) {
+    int64_t tb = PACK_BUDGET / (K > 0 ? K : 1);
+    if (tb > TB_MAX) tb = TB_MAX;
+    tb -= tb % NR;
+    if (tb < NR) tb = NR;
+    int64_t blocks = ((int64_t)M + tb - 1) / tb;
+    int64_t even = ((int64_t)M + blocks - 1) / blocks;
+    return (int)((even + NR - 1) / NR * NR);
+}
+
+/* Per-thread work floats: the double sums of one tile row (MR channels x TB_MAX tokens). */
+static int64_t work_floats(void) { return 2 * (int64_t)(TB_MAX / NR) * MR * NR; }
+
+int64_t eva_gemm_scratch_floats(int M, int K) {
+    return (int64_t)token_block(M, K) * (K > 0 ? K : 1) + work_floats();
+}
+
+/* ---- packing ----------------------------------------------------------------------------------- */
+
+/* dst[k][j] = x[t0 + j][k] for j < nt, 0 for nt <= j < NR. */
+static void pack_panel(float *dst, const float *x, int ldx, int t0, int nt, int K) {
+    enum { KS = 16 }; /* k strip: one cache line of each of the NR rows */
+    for (int k0 = 0; k0 < K; k0 += KS) {
+        int k1 = k0 + KS < K ? k0 + KS : K;
+        for (int j = 0; j < nt; j++) {
+            const float *src = x + (size_t)(t0 + j) * ldx;
+            for (int k = k0; k < k1; k++) dst[(size_t)k * NR + j] = src[k];
+        }
+        for (int j = nt; j < NR; j++)
+            for (int k = k0; k < k1; k++) dst[(size_t)k * NR + j] = 0.0f;
+    }
+}
+
+/* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wr[i][k] * panel[k][j] ----------------
+ * wr: MR weight rows read in place (a KB-long slice of each stays in L1 across the panels);
+ * panel: a packed token panel. The float sums restart every KC products and are folded into dacc
+ * (double). */
+
+/* Portable: plain loops; the j loops are unit-stride over NR and vectorise. fmaf keeps the float
+ * operations identical to the AVX-512 kernel (one rounding per multiply-add). */
+static void tile_portable(double dacc[MR][NR], const float *const wr[MR], const float *panel, int klen) {
+    for (int k0 = 0; k0 < klen; k0 += KC) {
+        int k1 = k0 + KC < klen ? k0 + KC : klen;
+        float acc[MR][NR];
+        memset(acc, 0, sizeof acc);
+        for (int k = k0; k < k1; k++) {
+            const float *xk = panel + (size_t)k * NR;
+            for (int i = 0; i < MR; i++) {
+                const float a = wr[i][k];
+                for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a, xk[j], acc[i][j]);
+            }
+        }
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) dacc[i][j] += (double)acc[i][j];
+    }
+}
+
+#ifdef EVA_GEMM_AVX512
+/* The same tile with AVX-512 intrinsics: 24 accumulators (12 rows x 2 vectors of 16 tokens),
+ * two panel loads and twelve broadcasts per k. */
+static inline void fold16(double *d, __m512 s) {
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    _mm512_storeu_pd(d, _mm512_add_pd(_mm512_loadu_pd(d), lo));
+    _mm512_storeu_pd(d + 8, _mm512_add_pd(_mm512_loadu_pd(d + 8), hi));
+}
+
+static void tile_avx512(double dacc[MR][NR], const float *const wr[MR], const float *panel, int klen) {
+    const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3], *w4 = wr[4], *w5 = wr[5];
+    const float *w6 = wr[6], *w7 = wr[7], *w8 = wr[8], *w9 = wr[9], *w10 = wr[10], *w11 = wr[11];
+    for (int k0 = 0; k0 < klen; k0 += KC) {
+        int k1 = k0 + KC < klen ? k0 + KC : klen;
+        __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+        __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+        __m512 c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
+        __m512 c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
+        const float *xk = panel + (size_t)k0 * NR;
+        for (int k = k0; k < k1; k++, xk += NR) {
+            const __m512 xa = _mm512_loadu_ps(xk), xb = _mm512_loadu_ps(xk + 16);
+            __m512 a;
+#define ROW(i)                                 \
+    a = _mm512_set1_ps(w##i[k]);               \
+    c##i##a = _mm512_fmadd_ps(a, xa, c##i##a); \
+    c##i##b = _mm512_fmadd_ps(a, xb, c##i##b);
+            ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
+#undef ROW
+        }
+#define FOLD(i)                    \
+    fold16(&dacc[i][0], c##i##a);  \
+    fold16(&dacc[i][16], c##i##b);
+        FOLD(0) FOLD(1) FOLD(2) FOLD(3) FOLD(4) FOLD(5) FOLD(6) FOLD(7) FOLD(8) FOLD(9) FOLD(10) FOLD(11)
+#undef FOLD
+    }
+}
+#endif
+
+/* ---- driver -------------------------------------------------------------------------------------- */
+
+/* Asks for weight rows [c, c + n) x columns [kb, kb + klen) to be brought towards the cache ahead
+ * of use: the weights stream from memory once per call and would otherwise stall pack_wtile. */
+static void prefetch_wblock(const float *w, int ldw, int c, int n, int kb, int klen) {
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < klen; k += 16) __builtin_prefetch(w + (size_t)(c + i) * ldw + kb + k, 0, 2);
+}
+
+/* One MR-channel tile against every panel of a packed block, K in cache blocks of KB:
+ * out rows [t0, t0 + tn), channels [c0, c0 + mr). work: per-thread scratch of work_floats().
+ * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
+static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, const float *w, int ldw, int C,
+                     const float *bias, int c0, int mr, int next_c0, int K, bool portable, float *work) {
+    (void)portable;
+    const int panels = (tn + NR - 1) / NR;
+    double(*dacc)[MR][NR] = (double(*)[MR][NR])work; /* [panels][MR][NR] */
+    memset(dacc, 0, sizeof(double) * MR * NR * panels);
+    for (int kb = 0; kb < K; kb += KB) {
+        int klen = K - kb < KB ? K - kb : KB;
+        const float *wr[MR];
+        for (int i = 0; i < MR; i++) wr[i] = w + (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb; /* pad: row 0 */
+        /* prefetch the next weight block, spread over the panels of this one */
+        int pc = kb + KB < K ? c0 : next_c0, pk = kb + KB < K ? kb + KB : 0;
+        int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
+        int plen = K - pk < KB ? K - pk : KB;
+        for (int p = 0; p < panels; p++) {
+            const float *panel = packed + (size_t)p * NR * K + (size_t)kb * NR;
+            int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
+            if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
+#ifdef EVA_GEMM_AVX512
+            if (!portable)
+                tile_avx512(dacc[p], wr, panel, klen);
+            else
+#endif
+                tile_portable(dacc[p], wr, panel, klen);
+        }
+    }
+    for (int p = 0; p < panels; p++) {
+        int nt = tn - p * NR < NR ? tn - p * NR : NR;
+        for (int j = 0; j < nt; j++) {
+            float *o = out + (size_t)(t0 + p * NR + j) * ldo + c0;
+            for (int i = 0; i < mr; i++) o[i] = (float)(dacc[p][i][j] + (bias ? (double)bias[c0 + i] : 0.0));
+        }
+    }
+}
+
+/* Computes one packed token block [t0, t0 + tn): pack (split over panels), then tiles (split over
+ * channel chunks). With `team`, every thread of the enclosing parallel region calls this and
+ * takes its share (thread tid of nth); without, the caller's thread does all of it (so it is safe
+ * inside somebody else's parallel loop). */
+static void gemm_block(float *out, float *packed, float *work, const float *x, const float *w, const float *bias,
+                       int t0, int tn, int C, int K, int ldx, int ldw, int ldo, bool portable, bool team) {
+    int tid = 0, nth = 1;
+    (void)team;
+#ifdef EVA_HAVE_OPENMP
+    if (team) tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#endif
+    const int panels = (tn + NR - 1) / NR;
+    for (int p = tid; p < panels; p += nth) {
+        int nt = tn - p * NR < NR ? tn - p * NR : NR;
+        pack_panel(packed + (size_t)p * NR * K, x, ldx, t0 + p * NR, nt, K);
+    }
+#ifdef EVA_HAVE_OPENMP
+    if (team) {
+#pragma omp barrier
+    }
+#endif
+    const int tiles = (C + MR - 1) / MR;
+    float *mywork = work + (size_t)tid * work_floats();
+    for (int t = tid; t < tiles; t += nth) {
+        int c0 = t * MR, mr = C - c0 < MR ? C - c0 : MR;
+        int next = t + nth < tiles ? (t + nth) * MR : -1;
+        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, K, portable, mywork);
+    }
+#ifdef EVA_HAVE_OPENMP
+    if (team) { /* the next block repacks the buffer */
+#pragma omp barrier
+    }
+#endif
+}
+
+/* Unpacked fallback when no packing buffer can be had: same float blocks, slow. */
+static void gemm_naive(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
+                       int ldw, int ldo) {
+    for (int t = 0; t < M; t++)
+        for (int c = 0; c < C; c++) {
+            const float *xr = x + (size_t)t * ldx, *wr = w + (size_t)c * ldw;
+            double s = 0.0;
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                float f = 0.0f;
+                for (int k = k0; k < k0 + KC && k < K; k++) f = fmaf(wr[k], xr[k], f);
+                s += f;
+            }
+            out[(size_t)t * ldo + c] = (float)(s + (bias ? (double)bias[c] : 0.0));
+        }
+}
+
+void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
+                        int K, int ldx, int ldw, int ldo) {
+    if (M <= 0 || C <= 0) return;
+    if (K <= 0) { /* empty sum: bias only */
+        for (int t = 0; t < M; t++)
+            for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;
+        return;
+    }
+    const bool portable = use_portable();
+    const int tb = token_block(M, K);
+    float *work = scratch + (size_t)tb * K;
+    for (int t0 = 0; t0 < M; t0 += tb) {
+        int tn = M - t0 < tb ? M - t0 : tb;
+        gemm_block(out, scratch, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, portable, false);
+    }
+}
+
+void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
+                 int ldw, int ldo, int threads) {
+    if (M <= 0 || C <= 0) return;
+    if (K <= 0) {
+        eva_gemm_nt_serial(out, NULL, x, w, bias, M, C, K, ldx, ldw, ldo);
+        return;
+    }
+    bool par = false;
+#ifdef EVA_HAVE_OPENMP
+    if (threads <= 0) threads = omp_get_max_threads();
+    par = threads > 1 && (double)M * C * K > 2e5 && !omp_in_parallel();
+#endif
+    if (!par) threads = 1;
+    const int tb = token_block(M, K);
+    float *packed = malloc(((size_t)tb * K + (size_t)threads * work_floats()) * sizeof(float));
+    if (!packed) {
+        gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo);
+        return;
+    }
+    float *work = packed + (size_t)tb * K;
+    const bool portable = use_portable();
+#ifdef EVA_HAVE_OPENMP
+#pragma omp parallel num_threads(threads) if (par)
+#endif
+    {
+        bool team = false;
+#ifdef EVA_HAVE_OPENMP
+        team = omp_get_num_threads() > 1;
+#endif
+        for (int t0 = 0; t0 < M; t0 += tb) {
+            int tn = M - t0 < tb ? M - t0 : tb;
+            gemm_block(out, packed, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, portable, team);
+        }
+    }
+    free(packed);
+}

@@ -1,0 +1,48 @@
+/* ref_gemm.h: the reference's matrix multiply (plain C + OpenMP, no BLAS underneath).
+ *
+ * One routine, in the layout of a linear layer: out[M,C] = x[M,K] . w[C,K]^T (+ bias[C]), both
+ * operands contiguous along K. It is cache-blocked and packed: a block of x rows (tokens) is
+ * repacked into K x 32 panels (32 tokens side by side per k), which the micro-kernel reads as
+ * vectors, while the weight rows are read in place, 12 at a time in K blocks of 256 that stay in
+ * L1 (one scalar broadcast per row and k). Weights are never copied; activations are copied once
+ * per call.
+ *
+ * Numerics (design.md "Numerics"): every output is a float sum over blocks of at most
+ * EVA_GEMM_KC products, folded into a double accumulator after each block; the bias is added in
+ * double and the result rounded to float once. Results do not depend on the thread count or on
+ * which micro-kernel ran (the AVX-512 one and the portable one perform the same float
+ * operations in the same order, FMA contracted in both).
+ *
+ * Micro-kernels: a portable one in plain C whose lane loops the compiler vectorises, and, when
+ * the compiler targets AVX-512F, a small intrinsics version of the same 12x32 tile. Both stay
+ * in the build; eva_gemm_force_portable() selects the portable one (tests run both).
+ */
+#ifndef EVA_REF_GEMM_H
+#define EVA_REF_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define EVA_GEMM_KC 64 /* products per float partial sum before it is folded into double */
+
+/* out[M,C] = x[M,K] . w[C,K]^T + bias[C]; bias may be NULL. ldx, ldw, ldo are row strides in
+ * floats (>= K, K, C). out must not alias x or w. Parallel over output tiles with OpenMP on up
+ * to `threads` threads (<= 0: all of them); allocates its packing buffer (at most about 2 MiB,
+ * see eva_gemm_scratch_floats) and falls back to the unpacked portable path if that fails. */
+void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
+                 int ldw, int ldo, int threads);
+
+/* The same product on one thread with caller-provided packing scratch of
+ * eva_gemm_scratch_floats(M, K) floats (for callers already inside a parallel region, such as
+ * attention over heads). */
+void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
+                        int K, int ldx, int ldw, int ldo);
+int64_t eva_gemm_scratch_floats(int M, int K);
+
+/* Selects the portable micro-kernel even where the AVX-512 one is compiled (tests; also the
+ * environment variable EVA_GEMM_PORTABLE=1). Returns the previous setting. */
+bool eva_gemm_force_portable(bool on);
+/* "avx512" or "portable": the micro-kernel the next call will use. */
+const char *eva_gemm_kernel_name(void);
+
+#endif

@@ -1,0 +1,149 @@
+/* unit_gemm.c: the reference SGEMM (ref_gemm.h) against a naive double-precision loop written here,
+ * at awkward shapes (1x1x1, M = 1, odd K, N not a multiple of 16 or of the 12-row tile, K of a
+ * patch embedding 3*16*16, a B/16 qkv projection 197x768 -> 2304), with strides larger than the
+ * rows, with and without bias, on both micro-kernels (AVX-512 where compiled, portable always),
+ * serial and parallel; and that both kernels and every thread count give bit-identical results. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref_gemm.h"
+
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+static float *randv(size_t n) {
+    float *p = malloc(n * sizeof *p + 1);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+typedef enum { RUN_PARALLEL, RUN_SERIAL, RUN_ONE_THREAD } run_mode;
+
+/* out = x . w^T + b by eva_gemm_nt* with row strides ld* >= the row lengths; every element checked
+ * against a double loop within |err| <= 1e-6 * sum|products| + 1e-7 * |value| (float blocks of at
+ * most EVA_GEMM_KC products, one final rounding), and the padding between rows left untouched. */
+static void check_gemm(int M, int C, int K, int pad, bool with_bias, run_mode mode) {
+    const int ldx = K + pad, ldw = K + 2 * pad, ldo = C + pad;
+    float *x = randv((size_t)M * ldx), *w = randv((size_t)C * ldw), *b = with_bias ? randv(C) : NULL;
+    float *out = malloc(sizeof(float) * (size_t)M * ldo);
+    ck_assert_ptr_nonnull(out);
+    for (size_t i = 0; i < (size_t)M * ldo; i++) out[i] = 12345.0f;
+    if (mode == RUN_SERIAL) {
+        float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
+        ck_assert_ptr_nonnull(scratch);
+        eva_gemm_nt_serial(out, scratch, x, w, b, M, C, K, ldx, ldw, ldo);
+        free(scratch);
+    } else {
+        eva_gemm_nt(out, x, w, b, M, C, K, ldx, ldw, ldo, mode == RUN_ONE_THREAD ? 1 : 0);
+    }
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < C; j++) {
+            double s = b ? b[j] : 0.0, mag = b ? fabs(b[j]) : 0.0;
+            for (int k = 0; k < K; k++) {
+                double p = (double)x[(size_t)i * ldx + k] * w[(size_t)j * ldw + k];
+                s += p, mag += fabs(p);
+            }
+            float got = out[(size_t)i * ldo + j];
+            ck_assert_msg(fabs(got - s) <= 1e-6 * mag + 1e-7 * fabs(s) + 1e-30,
+                          "gemm %s M%d C%d K%d pad%d [%d,%d]: %.9g vs %.9g", eva_gemm_kernel_name(), M, C, K, pad,
+                          i, j, got, s);
+        }
+        for (int j = C; j < ldo; j++)
+            ck_assert_msg(out[(size_t)i * ldo + j] == 12345.0f, "gemm wrote into the row padding at [%d,%d]", i, j);
+    }
+    free(x), free(w), free(b), free(out);
+}
+
+static const int shapes[][3] = {
+    {1, 1, 1},    {1, 1, 7},     {2, 3, 8},     {1, 512, 768},  {3, 13, 65},   {5, 17, 63},  {31, 12, 64},
+    {32, 24, 64}, {33, 25, 129}, {7, 100, 257}, {64, 30, 513},  {197, 20, 768}, {50, 37, 3 * 16 * 16},
+    {197, 64, 197}};
+
+static void all_shapes(run_mode mode) {
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_gemm(shapes[i][0], shapes[i][1], shapes[i][2], 0, i % 2 == 0, mode);
+        check_gemm(shapes[i][0], shapes[i][1], shapes[i][2], 3, i % 2 == 1, mode);
+    }
+}
+
+START_TEST(test_shapes_default_kernel) { all_shapes(RUN_PARALLEL); }
+END_TEST
+
+START_TEST(test_shapes_portable_kernel) {
+    bool prev = eva_gemm_force_portable(true);
+    ck_assert_str_eq(eva_gemm_kernel_name(), "portable");
+    all_shapes(RUN_PARALLEL);
+    eva_gemm_force_portable(prev);
+}
+END_TEST
+
+START_TEST(test_shapes_serial) { all_shapes(RUN_SERIAL); }
+END_TEST
+
+/* The full B/16 qkv projection shape (one image), and a token block split (M > one block). */
+START_TEST(test_large_shapes) {
+    check_gemm(197, 2304, 768, 0, true, RUN_PARALLEL);
+    check_gemm(600, 40, 1500, 1, true, RUN_PARALLEL);
+}
+END_TEST
+
+/* Both kernels, the serial entry and every thread count perform the same float operations. */
+START_TEST(test_bit_identical) {
+    const int M = 101, C = 45, K = 300;
+    float *x = randv((size_t)M * K), *w = randv((size_t)C * K), *b = randv(C);
+    float *o1 = malloc(sizeof(float) * M * C), *o2 = malloc(sizeof(float) * M * C), *o3 = malloc(sizeof(float) * M * C);
+    float *o4 = malloc(sizeof(float) * M * C);
+    float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
+    eva_gemm_nt(o1, x, w, b, M, C, K, K, K, C, 0);
+    eva_gemm_nt(o2, x, w, b, M, C, K, K, K, C, 1);
+    eva_gemm_nt_serial(o3, scratch, x, w, b, M, C, K, K, K, C);
+    bool prev = eva_gemm_force_portable(true);
+    eva_gemm_nt(o4, x, w, b, M, C, K, K, K, C, 0);
+    eva_gemm_force_portable(prev);
+    ck_assert(memcmp(o1, o2, sizeof(float) * M * C) == 0);
+    ck_assert(memcmp(o1, o3, sizeof(float) * M * C) == 0);
+    ck_assert_msg(memcmp(o1, o4, sizeof(float) * M * C) == 0, "portable and %s kernels differ",
+                  eva_gemm_kernel_name());
+    free(x), free(w), free(b), free(o1), free(o2), free(o3), free(o4), free(scratch);
+}
+END_TEST
+
+/* K = 0 is an empty sum: out = bias (or 0). */
+START_TEST(test_empty_k) {
+    float b[3] = {1.5f, -2.0f, 0.25f}, out[6];
+    eva_gemm_nt(out, NULL, NULL, b, 2, 3, 0, 0, 0, 3, 0);
+    for (int i = 0; i < 6; i++) ck_assert(out[i] == b[i % 3]);
+    eva_gemm_nt(out, NULL, NULL, NULL, 2, 3, 0, 0, 0, 3, 0);
+    for (int i = 0; i < 6; i++) ck_assert(out[i] == 0.0f);
+}
+END_TEST
+
+static Suite *gemm_suite(void) {
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_shapes_default_kernel);
+    tcase_add_test(tc, test_shapes_portable_kernel);
+    tcase_add_test(tc, test_shapes_serial);
+    tcase_add_test(tc, test_large_shapes);
+    tcase_add_test(tc, test_bit_identical);
+    tcase_add_test(tc, test_empty_k);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(gemm_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
