@@ -86,6 +86,7 @@ static void cpv_push_utf8(cpv *a, const char *s) {
 }
 
 static void cpv_append(cpv *a, const uint32_t *v, size_t n) {
+    if (n == 0) return;
     cpv_reserve(a, a->n + n);
     if (a->oom) return;
     memcpy(a->v + a->n, v, n * sizeof *v);
@@ -481,7 +482,7 @@ static int clean_cp(cpv *out, const cpv *in) {
         hi = b.n;
         while (lo < hi && is_space_py(b.v[lo])) lo++;
         while (hi > lo && is_space_py(b.v[hi - 1])) hi--;
-        py_lower(out, b.v + lo, hi - lo);
+        if (hi > lo) py_lower(out, b.v + lo, hi - lo);
         if (a.oom || b.oom || out->oom) rc = -1;
     }
     cpv_free(&a);
