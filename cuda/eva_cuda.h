@@ -1,6 +1,6 @@
 /* eva_cuda.h: the C API of the CUDA twin, mirroring ref_model.h.
  *
- * Plain C (no C++ in this header): included by the harness (C11) and implemented in cuda/*.cu.
+ * Plain C (no C++ in this header): included by the harness (C11) and implemented in the .cu files of cuda/.
  * A model is uploaded once (weights converted to the run's precision), activation and workspace
  * memory is sized before the first kernel for `max_batch` items, and batches larger than that are
  * split. Taps follow the same names and shapes as the reference (eva_tap.h); a tap is copied back
@@ -47,6 +47,12 @@ size_t eva_cuda_model_peak_bytes(const eva_cuda_model *m);
 /* Bytes a model would need for max_batch items at prec, computed before allocating. */
 size_t eva_cuda_model_bytes_needed(const eva_config *cfg, eva_precision prec, int max_batch);
 void eva_cuda_model_free(eva_cuda_model *m);
+
+/* The harness's backend interface (harness/backend.h) over this API, for --impl cuda. Its
+ * create() sizes activations for EVA_CUDA_MAX_BATCH items (environment, default 256; shrunk to
+ * fit the device) and larger batches are split. Defined in cuda/eva_cuda_backend.c. */
+struct eva_backend_ops;
+const struct eva_backend_ops *eva_cuda_backend_ops(void);
 
 #ifdef __cplusplus
 }

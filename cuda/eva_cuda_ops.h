@@ -1,0 +1,112 @@
+/* eva_cuda_ops.h: the CUDA launchers (eva_cu_<op>), callable from C (the GPU tests use them
+ * against the CPU twins in ref/ref_ops.h) and from cuda_model.cu, which strings them together.
+ *
+ * Plain C, no C++. Pointers are device pointers; `act` buffers hold the run's activation type
+ * (eva_cu_dtype: fp32 for the fp32/tf32 precisions, bf16, fp16); the residual stream, norm
+ * weights/biases and RoPE tables are always fp32; statistics (LayerNorm/RMSNorm mean/variance,
+ * softmax max/sum) are accumulated in fp32 or double, never in 16 bits. Every launcher checks its
+ * launch (cuda_check.h) and returns an eva_status; `stream` is a cudaStream_t (NULL = default).
+ * Argument order: outputs, inputs, weights, dimensions, stream. Shapes use the glossary of
+ * eva_tensors.h (B, N, D, H, d, F, G, P, S, E, W, L, T) or M rows / C columns / K inner.
+ * Reductions use a fixed order (no atomics), so two runs give bitwise-equal results.
+ * This header does not own the GEMM (gemm.cu: eva_cu_gemm_*), declared here too for the tests.
+ */
+#ifndef EVA_CUDA_OPS_H
+#define EVA_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "eva_config.h"
+#include "eva_status.h"
+
+typedef enum { EVA_CU_F32 = 0, EVA_CU_BF16 = 1, EVA_CU_F16 = 2 } eva_cu_dtype;
+/* Bytes per element. */
+size_t eva_cu_dtype_size(eva_cu_dtype t);
+/* Activation dtype of a precision (fp32/tf32 -> F32, bf16 -> BF16, fp16 -> F16). */
+eva_cu_dtype eva_cu_act_dtype(eva_precision p);
+
+/* ---- small device-memory helpers (the tests are C and use these instead of the runtime) ---- */
+eva_status eva_cu_malloc(void **p, size_t bytes);
+void eva_cu_free(void *p);
+/* dst[n] (device, dtype t) = src[n] (host fp32), rounded to nearest even. */
+eva_status eva_cu_upload(void *dst, const float *src, size_t n, eva_cu_dtype t);
+/* dst[n] (host fp32) = src[n] (device, dtype t), exact widening. */
+eva_status eva_cu_download(float *dst, const void *src, size_t n, eva_cu_dtype t);
+eva_status eva_cu_upload_bytes(void *dst, const void *src, size_t bytes);
+eva_status eva_cu_synchronize(void);
+
+/* ---- GEMM (gemm.cu, the only cuBLAS/cuBLASLt caller) ------------------------------------- */
+typedef struct eva_cu_gemm_ctx eva_cu_gemm_ctx;
+typedef enum { EVA_CU_EPI_NONE = 0, EVA_CU_EPI_BIAS = 1 } eva_cu_epilogue;
+/* precision decides the compute type: fp32 -> CUBLAS_COMPUTE_32F (TF32 off), tf32 ->
+ * CUBLAS_COMPUTE_32F_FAST_TF32, bf16/fp16 -> 16-bit inputs, CUBLAS_COMPUTE_32F accumulation.
+ * workspace_bytes of cuBLASLt workspace are allocated here. */
+eva_status eva_cu_gemm_create(eva_cu_gemm_ctx **out, eva_precision p, size_t workspace_bytes);
+void eva_cu_gemm_free(eva_cu_gemm_ctx *g);
+/* out[M,C] (row stride ldo) = x[M,K] (row stride ldx) . w[C,K]^T + bias[C] (bias NULL: none).
+ * x, w, bias, out in the context's activation dtype. The algorithm is chosen by
+ * cublasLtMatmulAlgoGetHeuristic once per shape and cached. */
+eva_status eva_cu_linear(eva_cu_gemm_ctx *g, void *out, const void *x, const void *w, const void *bias, int M, int C,
+                         int K, int ldx, int ldo, void *stream);
+/* out[M,E] = x[M,W] (row stride ldx) . Pm[W,E] (a projection stored [in, out], as text_projection). */
+eva_status eva_cu_matmul_proj(eva_cu_gemm_ctx *g, void *out, const void *x, const void *Pm, int M, int W, int E,
+                              int ldx, void *stream);
+/* Number of cached GEMM plans (for tests). */
+int eva_cu_gemm_cached_plans(const eva_cu_gemm_ctx *g);
+
+/* ---- normalisation (norm.cu) ----------------------------------------------------------------
+ * One fused kernel, one thread block per row, two-pass statistics in double:
+ *  EVA_CU_NORM_PRE   (pre-norm residual + norm):  if a: x += a (x written back);  u = N(x)
+ *  EVA_CU_NORM_POST  (post-norm):                 y = N(a); x += y; xc = (act)x; u = y (if u)
+ *  EVA_CU_NORM_PLAIN (norm of an act tensor):     u = N(a)  (u may equal a: in place)
+ * N = LayerNorm(w, b, eps) (b may be NULL) or RMSNorm(w, eps) when rms.
+ *   x: fp32 [M, ldx]; a, u, xc: act [M, ld]; w, b: fp32 [C]. Row r of x/a/u/xc starts at r*ld. */
+typedef enum { EVA_CU_NORM_PRE = 0, EVA_CU_NORM_POST = 1, EVA_CU_NORM_PLAIN = 2 } eva_cu_norm_mode;
+eva_status eva_cu_norm(float *x, const void *a, void *u, void *xc, const float *w, const float *b, int M, int C,
+                       int ld, double eps, int rms, eva_cu_norm_mode mode, eva_cu_dtype t, void *stream);
+
+/* ---- elementwise and layout ops (elementwise.cu) ---------------------------------------- */
+/* y[n] = GELU(y[n]) exact erf form, in place (act). */
+eva_status eva_cu_gelu(void *y, int64_t n, eva_cu_dtype t, void *stream);
+/* z[M,F] = silu(h[:, 0:F]) * h[:, F:2F] (h [M,2F] act: gate branch first, then the linear one),
+ * then, when ln_w != NULL, z = LayerNorm(z; ln_w, ln_b, eps) over F (the EVA-02 sub-LN), fused. */
+eva_status eva_cu_swiglu_ln(void *z, const void *h, const float *ln_w, const float *ln_b, int M, int F, double eps,
+                            eva_cu_dtype t, void *stream);
+/* RoPE on q and k in one pass (interleaved pairs; token 0 = CLS untouched; spec §4.5):
+ * q at qk[b,n, 0:H*d], k at qk[b,n, koff:koff+H*d] (row stride ld), in place, act;
+ * cos_t, sin_t: fp32 [N-1, d] (eva_ref_rope_table). */
+eva_status eva_cu_rope_qk(void *qk, const float *cos_t, const float *sin_t, int B, int N, int H, int d, int ld,
+                          int koff, eva_cu_dtype t, void *stream);
+/* cols[B*G*G, 3*P*P] (act) = im2col of pixels [B,3,S,S] (fp32), (ch, i, j) order, G = S/P. */
+eva_status eva_cu_im2col(void *cols, const float *pixels, int B, int S, int P, eva_cu_dtype t, void *stream);
+/* x[B,N,D] (fp32) = concat(cls, patches[b]) + pos; xc (act, may be NULL) = (act)x.
+ * patches [B,N-1,D] act; cls [D], pos [N,D] fp32. */
+eva_status eva_cu_cls_pos(float *x, void *xc, const void *patches, const float *cls, const float *pos, int B, int N,
+                          int D, eva_cu_dtype t, void *stream);
+/* x[T,L,W] (fp32) = table[ids[t,l]] (+ pos[l] when pos != NULL). ids int32 (device, validated). */
+eva_status eva_cu_embedding(float *x, const int32_t *ids, const float *table, const float *pos, int T, int L, int W,
+                            void *stream);
+/* out[T,W] (act) = u[t*L + rows[t]] (act [T*L, W]); rows int32 device [T]. */
+eva_status eva_cu_gather_rows(void *out, const void *u, const int32_t *rows, int T, int L, int W, eva_cu_dtype t,
+                              void *stream);
+/* dst[n] = (dst type)src[n] between fp32 and act (either direction, or a copy). */
+eva_status eva_cu_convert(void *dst, eva_cu_dtype dt, const void *src, eva_cu_dtype st, int64_t n, void *stream);
+
+/* ---- attention (attention.cu) -------------------------------------------------------------
+ * out[B,N,H*d] (act, contiguous) = per (b, head j): softmax((q_j * scale) . k_j^T + mask) . v_j,
+ * scale = (float)(1/sqrt(d)); q, k, v act with head j at columns [j*d, (j+1)*d) and row stride ld;
+ * causal: -inf above the diagonal. Tiled online softmax (flash-style), fp32 scores, max, sum and
+ * accumulators, any N >= 1, d <= 256. */
+eva_status eva_cu_attention(void *out, const void *q, const void *k, const void *v, int B, int N, int H, int d, int ld,
+                            int causal, eva_cu_dtype t, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
