@@ -30,6 +30,7 @@
 
 #include "eva_embedded.h"
 #include "eva_image.h"
+#include "ref_model.h"
 
 /* ============================================================================================ */
 /* SHA-256, FIPS 180-4 §6.2. */
@@ -541,47 +542,57 @@ eva_status eva_zs_build_classifier(float *W, const eva_zs_list *classes, const e
     if (C <= 0) return eva_fail(EVA_ERR_INVALID_ARG, "empty class list");
     if (T <= 0) return eva_fail(EVA_ERR_INVALID_ARG, "empty template list");
     if (L <= 0 || E <= 0 || enc->max_batch <= 0) return eva_fail(EVA_ERR_INTERNAL, "bad text encoder sizes");
-    int nb = enc->max_batch < T ? enc->max_batch : T;
-    int32_t *ids = malloc((size_t)T * (size_t)L * sizeof *ids);
-    float *feat = malloc((size_t)T * (size_t)E * sizeof *feat);
+    /* Classes go through the text tower in groups of G (G*T prompts per call when that fits
+     * max_batch, as open_clip batches 10 classes), a group's prompts split into calls of at most
+     * max_batch. Each prompt's embedding is the same whatever its batch. */
+    const int G = enc->max_batch >= T ? (enc->max_batch / T < C ? enc->max_batch / T : C) : 1;
+    const size_t P = (size_t)G * (size_t)T;
+    int32_t *ids = malloc(P * (size_t)L * sizeof *ids);
+    float *feat = malloc(P * (size_t)E * sizeof *feat);
     double *acc = malloc((size_t)E * sizeof *acc);
     eva_status st = EVA_OK;
     if (!ids || !feat || !acc) {
         st = eva_fail(EVA_ERR_NOMEM, "out of memory building the classifier");
         goto done;
     }
-    for (int c = 0; c < C; c++) {
-        for (int t = 0; t < T; t++) {
-            char *text = NULL;
-            if ((st = eva_zs_fill_template(&text, templates->s[t], classes->s[c])) != EVA_OK) goto done;
-            st = eva_tokenizer_encode(enc->tok, ids + (size_t)t * L, text, L);
-            if (st != EVA_OK) eva_fail_context("class %d \"%s\", template %d \"%s\"", c, classes->s[c], t + 1, text);
-            free(text);
-            if (st != EVA_OK) goto done;
-        }
-        for (int t0 = 0; t0 < T; t0 += nb) {
-            int n = T - t0 < nb ? T - t0 : nb;
-            if ((st = enc->encode(enc->encode_ctx, feat + (size_t)t0 * E, ids + (size_t)t0 * L, n)) != EVA_OK) {
-                eva_fail_context("text tower, class %d \"%s\"", c, classes->s[c]);
+    for (int c0 = 0; c0 < C; c0 += G) {
+        const int g = C - c0 < G ? C - c0 : G;
+        for (int c = c0; c < c0 + g; c++)
+            for (int t = 0; t < T; t++) {
+                char *text = NULL;
+                if ((st = eva_zs_fill_template(&text, templates->s[t], classes->s[c])) != EVA_OK) goto done;
+                st = eva_tokenizer_encode(enc->tok, ids + ((size_t)(c - c0) * T + t) * L, text, L);
+                if (st != EVA_OK)
+                    eva_fail_context("class %d \"%s\", template %d \"%s\"", c, classes->s[c], t + 1, text);
+                free(text);
+                if (st != EVA_OK) goto done;
+            }
+        const size_t np = (size_t)g * T;
+        for (size_t p0 = 0; p0 < np; p0 += (size_t)enc->max_batch) {
+            int n = (int)(np - p0 < (size_t)enc->max_batch ? np - p0 : (size_t)enc->max_batch);
+            if ((st = enc->encode(enc->encode_ctx, feat + p0 * E, ids + p0 * L, n)) != EVA_OK) {
+                eva_fail_context("text tower, classes %d..%d", c0, c0 + g - 1);
                 goto done;
             }
         }
-        for (int e = 0; e < E; e++) acc[e] = 0;
-        for (int t = 0; t < T; t++) {
-            const float *f = feat + (size_t)t * E;
+        for (int c = c0; c < c0 + g; c++) {
+            for (int e = 0; e < E; e++) acc[e] = 0;
+            for (int t = 0; t < T; t++) {
+                const float *f = feat + ((size_t)(c - c0) * T + t) * E;
+                double s = 0;
+                for (int e = 0; e < E; e++) s += (double)f[e] * f[e];
+                double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
+                for (int e = 0; e < E; e++) acc[e] += f[e] * inv;
+            }
             double s = 0;
-            for (int e = 0; e < E; e++) s += (double)f[e] * f[e];
+            for (int e = 0; e < E; e++) {
+                acc[e] /= T;
+                s += acc[e] * acc[e];
+            }
             double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
-            for (int e = 0; e < E; e++) acc[e] += f[e] * inv;
+            for (int e = 0; e < E; e++) W[(size_t)c * E + e] = (float)(acc[e] * inv);
         }
-        double s = 0;
-        for (int e = 0; e < E; e++) {
-            acc[e] /= T;
-            s += acc[e] * acc[e];
-        }
-        double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
-        for (int e = 0; e < E; e++) W[(size_t)c * E + e] = (float)(acc[e] * inv);
-        if (enc->progress) enc->progress(enc->progress_ctx, c + 1, C);
+        if (enc->progress) enc->progress(enc->progress_ctx, c0 + g, C);
     }
 done:
     free(ids);
@@ -978,7 +989,12 @@ eva_status eva_zs_session_open(eva_zs_session *s, const char *weights, eva_impl 
     if (st != EVA_OK) return st;
     if ((st = eva_backend_open(&s->be, impl, prec, &s->model)) != EVA_OK) return st;
     if ((st = eva_tokenizer_open(&s->tok, NULL)) != EVA_OK) return st;
-    if (!s->text_batch) s->text_batch = 128;
+    if (!s->text_batch) {
+        /* as many prompts per call as keep the reference's activation workspace under 1 GiB */
+        s->text_batch = 1024;
+        while (s->text_batch > 1 && eva_ref_text_workspace_floats(&s->cfg, s->text_batch) > ((int64_t)1 << 28))
+            s->text_batch /= 2;
+    }
     return EVA_OK;
 }
 
@@ -987,7 +1003,7 @@ void eva_zs_session_text_encoder(eva_zs_session *s, eva_zs_text_encoder *enc) {
     enc->tok = s->tok;
     enc->context_length = s->cfg.text.context_length;
     enc->embed_dim = s->cfg.embed_dim;
-    enc->max_batch = s->text_batch > 0 ? s->text_batch : 128;
+    enc->max_batch = s->text_batch > 0 ? s->text_batch : 1024;
     enc->encode = session_encode_text;
     enc->encode_ctx = s;
 }
