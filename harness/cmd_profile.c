@@ -1,0 +1,390 @@
+/* cmd_profile.c: `evabench profile`: where the time of a forward goes, module by module.
+ *
+ * Decisions:
+ * - Segments are timed at the tap boundaries of contract.md: every tap of the tower is wanted, and
+ *   a tap's time is the wall time from the previous tap (or the start of the forward) to it, so a
+ *   residual add is charged to the tap after it (for pre-norm blocks: the attention residual to
+ *   norm2, the MLP residual to the block output). The reference's taps only timestamp; nothing is
+ *   copied. Per segment: the median over --iters forwards.
+ * - FLOPs are the matmul FLOPs of contract/open_clip GFLOPs (2 per multiply-add: projections,
+ *   attention products, MLP, patch embedding, head); norms and pointwise ops count 0 and show no
+ *   GFLOP/s.
+ * - The ceiling is measured, not quoted: the reference SGEMM on a 2048^3 product on this machine,
+ *   reported beside, and each segment's GFLOP/s as a fraction of it.
+ * - --impl cuda is N/A: cuda/eva_cuda.h exposes no per-op device events and its taps copy to the
+ *   host, so timing them would report copies, not kernels. It is refused with that message
+ *   (exit 2) rather than printing wrong numbers; `bench --impl cuda` times whole forwards.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef EVA_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#include "bench.h"
+#include "cmds.h"
+#include "ref_gemm.h"
+
+static const char *profile_usage =
+    "usage: evabench profile [--variant NAME | --config C.json] [--weights W.safetensors] [--impl ref]\n"
+    "                        [--tower image|text|both] [--batch N] [--warmup N] [--iters N] [--threads N]\n"
+    "                        [--seed S] [--ceiling N] [--all] [--json OUT.json]\n"
+    "\n"
+    "Times each module of a forward at the tap boundaries (patch embedding; each block's norms, attention\n"
+    "and MLP; final norm and head; the text tower likewise): median time, share of the forward, matmul\n"
+    "GFLOP and achieved GFLOP/s per module, as a fraction of the GEMM ceiling measured on this machine\n"
+    "(the reference SGEMM on an N x N x N product). Random weights unless --weights (the output says\n"
+    "which). Before allocating, the memory the run needs is checked (exit 2 when it cannot fit).\n"
+    "\n"
+    "  --variant NAME       built-in variant (official or open_clip name)\n"
+    "  --config C.json      config JSON instead of --variant\n"
+    "  --weights W          safetensors weights\n"
+    "  --impl ref           the reference (cuda: N/A, no per-op device events in its API; use bench)\n"
+    "  --tower T            image (default), text or both\n"
+    "  --batch N            batch size (default 1)\n"
+    "  --warmup N           untimed forwards (default 1)\n"
+    "  --iters N            timed forwards; medians over them (default 3)\n"
+    "  --threads N          OpenMP threads (default: all)\n"
+    "  --seed S             seed of the random weights and inputs (default 0)\n"
+    "  --ceiling N          size of the GEMM-ceiling product (default 2048; 0 skips it)\n"
+    "  --all                print every tap, not only the summary by module kind and block\n"
+    "  --json OUT.json      write the profile (every tap) as JSON\n"
+    "\n"
+    "Exit status: 0 ok, 2 bad usage or input, --impl cuda, or a run that does not fit in memory,\n"
+    "3 internal failure.\n";
+
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return 0;
+    if (argv[*i][n] == '=') {
+        *out = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0') return 0;
+    if (*i + 1 >= argc) return -1;
+    *out = argv[++*i];
+    return 1;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* ---- summaries --------------------------------------------------------------------------------- */
+
+#define MAX_KINDS 24
+
+typedef struct {
+    char kind[24];
+    int count;
+    double ms, gflop;
+} kind_sum;
+
+static int summarize_kinds(const eva_profile *p, kind_sum *ks) {
+    int n = 0;
+    for (int i = 0; i < p->nrows; i++) {
+        const eva_profile_row *r = &p->rows[i];
+        int k = 0;
+        while (k < n && strcmp(ks[k].kind, r->kind) != 0) k++;
+        if (k == n) {
+            if (n == MAX_KINDS) continue;
+            memset(&ks[n], 0, sizeof ks[n]);
+            snprintf(ks[n].kind, sizeof ks[n].kind, "%s", r->kind);
+            n++;
+        }
+        ks[k].count++;
+        ks[k].ms += r->median_ms;
+        ks[k].gflop += r->gflop;
+    }
+    return n;
+}
+
+static double sum_ms(const eva_profile *p) {
+    double s = 0;
+    for (int i = 0; i < p->nrows; i++) s += p->rows[i].median_ms;
+    return s;
+}
+
+static void print_rate(double gflop, double ms, double ceiling) {
+    if (gflop <= 0 || ms <= 0) {
+        printf(" %9s %9s %8s\n", "-", "-", "-");
+        return;
+    }
+    double g = gflop / (ms * 1e-3);
+    if (ceiling > 0)
+        printf(" %9.3f %9.1f %7.0f%%\n", gflop, g, 100.0 * g / ceiling);
+    else
+        printf(" %9.3f %9.1f %8s\n", gflop, g, "-");
+}
+
+static void print_profile(const eva_profile *p, const eva_config *cfg, double ceiling, bool all) {
+    double seg = sum_ms(p);
+    printf("\n%s tower, batch %d: forward %.2f ms (median of %d; segments sum to %.2f ms), %.3f GFLOP -> %.1f "
+           "GFLOP/s",
+           eva_bench_tower_name(p->tower), p->batch, p->total_median_ms, p->iters, seg, p->gflop_total,
+           p->total_median_ms > 0 ? p->gflop_total / (p->total_median_ms * 1e-3) : 0.0);
+    if (ceiling > 0 && p->total_median_ms > 0)
+        printf(" = %.0f%% of the ceiling", 100.0 * p->gflop_total / (p->total_median_ms * 1e-3) / ceiling);
+    printf("\n\n%-14s %5s %10s %7s %9s %9s %8s\n", "module", "count", "total ms", "share", "GFLOP", "GFLOP/s",
+           "ceiling");
+    kind_sum ks[MAX_KINDS];
+    int nk = summarize_kinds(p, ks);
+    for (int k = 0; k < nk; k++) {
+        printf("%-14s %5d %10.3f %6.1f%%", ks[k].kind, ks[k].count, ks[k].ms, seg > 0 ? 100.0 * ks[k].ms / seg : 0.0);
+        print_rate(ks[k].gflop, ks[k].ms, ceiling);
+    }
+    /* per block: the four modules and the residual */
+    int depth = p->tower == EVA_BENCH_TEXT ? cfg->text.layers : cfg->vision.depth;
+    const char *const *cols;
+    static const char *const vcols[] = {"norm1", "attn", "norm2", "mlp", "residual"};
+    static const char *const tcols[] = {"ln_1", "attn", "ln_2", "mlp", "residual"};
+    cols = p->tower == EVA_BENCH_TEXT ? tcols : vcols;
+    if (depth > 0) {
+        printf("\nper block (ms): %5s", "block");
+        for (int c = 0; c < 5; c++) printf(" %9s", cols[c]);
+        printf(" %9s\n", "total");
+        for (int b = 0; b < depth; b++) {
+            double v[5] = {0}, tot = 0;
+            for (int i = 0; i < p->nrows; i++) {
+                if (p->rows[i].block != b) continue;
+                for (int c = 0; c < 5; c++)
+                    if (!strcmp(p->rows[i].kind, cols[c])) v[c] += p->rows[i].median_ms;
+                tot += p->rows[i].median_ms;
+            }
+            printf("               %5d", b);
+            for (int c = 0; c < 5; c++) printf(" %9.3f", v[c]);
+            printf(" %9.3f\n", tot);
+        }
+    }
+    if (all) {
+        printf("\n%-44s %10s %7s %9s %9s %8s\n", "tap (segment ends here)", "median ms", "share", "GFLOP", "GFLOP/s",
+               "ceiling");
+        for (int i = 0; i < p->nrows; i++) {
+            const eva_profile_row *r = &p->rows[i];
+            printf("%-44s %10.3f %6.1f%%", r->name, r->median_ms, seg > 0 ? 100.0 * r->median_ms / seg : 0.0);
+            print_rate(r->gflop, r->median_ms, ceiling);
+        }
+    }
+}
+
+static void add_rate(cJSON *o, double gflop, double ms, double ceiling) {
+    cJSON_AddNumberToObject(o, "gflop", gflop);
+    if (gflop > 0 && ms > 0) {
+        double g = gflop / (ms * 1e-3);
+        cJSON_AddNumberToObject(o, "gflops", g);
+        if (ceiling > 0)
+            cJSON_AddNumberToObject(o, "ceiling_fraction", g / ceiling);
+        else
+            cJSON_AddNullToObject(o, "ceiling_fraction");
+    } else {
+        cJSON_AddNullToObject(o, "gflops");
+        cJSON_AddNullToObject(o, "ceiling_fraction");
+    }
+}
+
+static cJSON *profile_json(const eva_profile *p, double ceiling) {
+    cJSON *o = cJSON_CreateObject();
+    double seg = sum_ms(p);
+    cJSON_AddStringToObject(o, "tower", eva_bench_tower_name(p->tower));
+    cJSON_AddNumberToObject(o, "batch", p->batch);
+    cJSON_AddNumberToObject(o, "warmup", p->warmup);
+    cJSON_AddNumberToObject(o, "iters", p->iters);
+    cJSON_AddNumberToObject(o, "median_ms", p->total_median_ms);
+    cJSON_AddNumberToObject(o, "segments_ms", seg);
+    add_rate(o, p->gflop_total, p->total_median_ms, ceiling);
+    cJSON *kinds = cJSON_AddArrayToObject(o, "modules");
+    kind_sum ks[MAX_KINDS];
+    int nk = summarize_kinds(p, ks);
+    for (int k = 0; k < nk; k++) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "kind", ks[k].kind);
+        cJSON_AddNumberToObject(j, "count", ks[k].count);
+        cJSON_AddNumberToObject(j, "ms", ks[k].ms);
+        cJSON_AddNumberToObject(j, "share", seg > 0 ? ks[k].ms / seg : 0.0);
+        add_rate(j, ks[k].gflop, ks[k].ms, ceiling);
+        cJSON_AddItemToArray(kinds, j);
+    }
+    cJSON *rows = cJSON_AddArrayToObject(o, "taps");
+    for (int i = 0; i < p->nrows; i++) {
+        const eva_profile_row *r = &p->rows[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", r->name);
+        cJSON_AddStringToObject(j, "kind", r->kind);
+        if (r->block >= 0)
+            cJSON_AddNumberToObject(j, "block", r->block);
+        else
+            cJSON_AddNullToObject(j, "block");
+        cJSON_AddNumberToObject(j, "median_ms", r->median_ms);
+        cJSON_AddNumberToObject(j, "share", seg > 0 ? r->median_ms / seg : 0.0);
+        add_rate(j, r->gflop, r->median_ms, ceiling);
+        cJSON_AddItemToArray(rows, j);
+    }
+    return o;
+}
+
+int eva_cmd_profile(int argc, char **argv) {
+    eva_bench_setup o = {"profile", NULL, NULL, NULL, NULL, NULL, 0, 1, 1};
+    const char *tower_s = "image", *json_out = NULL, *num = NULL;
+    long batch = 1, warmup = 1, iters = 3, threads = 0, seed = 0, ceiling_n = 2048;
+    bool all = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(profile_usage, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--all")) {
+            all = true;
+            continue;
+        }
+#define OPT(name, dst)                                                                  \
+    if ((r = opt_value(argc, argv, &i, name, &v)) != 0) {                               \
+        if (r < 0) {                                                                    \
+            fprintf(stderr, "evabench profile: %s needs a value\n%s", name, profile_usage); \
+            return 2;                                                                   \
+        }                                                                               \
+        dst = v;                                                                        \
+        continue;                                                                       \
+    }
+#define NUM(name, dst, lo, hi)                                                                              \
+    if ((r = opt_value(argc, argv, &i, name, &num)) != 0) {                                                 \
+        if (r < 0 || !parse_int(num, lo, hi, &dst)) {                                                       \
+            fprintf(stderr, "evabench profile: %s '%s': expected an integer in [%ld, %ld]\n", name,         \
+                    num ? num : "", (long)(lo), (long)(hi));                                                \
+            return 2;                                                                                       \
+        }                                                                                                   \
+        continue;                                                                                           \
+    }
+        OPT("--variant", o.variant)
+        OPT("--config", o.config)
+        OPT("--weights", o.weights)
+        OPT("--impl", o.impl)
+        OPT("--precision", o.precision)
+        OPT("--tower", tower_s)
+        OPT("--json", json_out)
+        NUM("--batch", batch, 1, 1 << 20)
+        NUM("--warmup", warmup, 0, 100000)
+        NUM("--iters", iters, 1, 100000)
+        NUM("--threads", threads, 1, 4096)
+        NUM("--seed", seed, 0, 2147483647L)
+        NUM("--ceiling", ceiling_n, 0, 16384)
+#undef OPT
+#undef NUM
+        fprintf(stderr, "evabench profile: unknown option '%s'\n%s", argv[i], profile_usage);
+        return 2;
+    }
+    if (!strcmp(tower_s, "image"))
+        o.towers = 1;
+    else if (!strcmp(tower_s, "text"))
+        o.towers = 2;
+    else if (!strcmp(tower_s, "both"))
+        o.towers = 3;
+    else {
+        fprintf(stderr, "evabench profile: --tower '%s': expected image, text or both\n", tower_s);
+        return 2;
+    }
+    if (o.impl && !strcmp(o.impl, "cuda")) {
+        fprintf(stderr,
+                "evabench profile: --impl cuda: per-module device timing is N/A in this build: the CUDA twin's API "
+                "(cuda/eva_cuda.h) exposes no per-op device events, and timing its taps would measure device-to-host "
+                "copies instead of kernels. Use 'evabench bench --impl cuda' for whole-forward timings.\n");
+        return 2;
+    }
+    o.max_batch = (int)batch;
+    o.seed = (uint64_t)seed;
+    if (threads > 0) {
+#ifdef EVA_HAVE_OPENMP
+        omp_set_num_threads((int)threads);
+#endif
+    }
+    eva_sysinfo si;
+    eva_sysinfo_get(&si);
+    eva_bench_session s;
+    eva_status st = eva_bench_session_open(&s, &o);
+    if (st != EVA_OK) {
+        fprintf(stderr, "evabench profile: %s\n", eva_last_error());
+        eva_bench_session_close(&s);
+        return eva_status_exit_code(st);
+    }
+    bool tty = isatty(2);
+    double ceiling = 0;
+    if (ceiling_n > 0) {
+        if (tty) fprintf(stderr, "profile: measuring the GEMM ceiling (%ld^3)...", ceiling_n);
+        st = eva_bench_gemm_ceiling(&ceiling, (int)ceiling_n, 3);
+        if (tty) eva_bench_progress(NULL, 0, 0);
+        if (st != EVA_OK) {
+            fprintf(stderr, "evabench profile: %s\n", eva_last_error());
+            eva_bench_session_close(&s);
+            return eva_status_exit_code(st);
+        }
+    }
+    printf("evabench profile: %s (config from %s), impl %s, %s, weights %s%s\n", s.cfg.name, s.config_source,
+           eva_impl_name(s.impl), eva_precision_name(s.precision), s.weights_desc,
+           o.weights ? "" : " (random weights: timings only)");
+    printf("device: %s\nbuild: %s (%s), %s, %s, gemm kernel %s%s\n", s.device, si.version, si.git_rev, si.compiler,
+           si.flags, eva_gemm_kernel_name(), si.sanitizers ? ", SANITIZERS (timings not meaningful)" : "");
+    if (ceiling > 0)
+        printf("GEMM ceiling: %.1f GFLOP/s (reference SGEMM, %ldx%ldx%ld fp32, best of 3, this machine)\n", ceiling,
+               ceiling_n, ceiling_n, ceiling_n);
+    else
+        printf("GEMM ceiling: not measured (--ceiling 0)\n");
+    printf("times: wall time between consecutive taps, median of %ld forwards after %ld warm-up; GFLOP: matmul "
+           "FLOPs (2 per multiply-add)\n",
+           iters, warmup);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "schema", "evabench-profile/1");
+    cJSON_AddStringToObject(root, "variant", s.cfg.name);
+    cJSON_AddStringToObject(root, "impl", eva_impl_name(s.impl));
+    cJSON_AddStringToObject(root, "precision", eva_precision_name(s.precision));
+    cJSON_AddStringToObject(root, "weights", s.weights_desc);
+    cJSON_AddStringToObject(root, "device", s.device);
+    cJSON_AddStringToObject(root, "timing", "cpu wall clock between tap boundaries");
+    if (ceiling > 0) {
+        cJSON_AddNumberToObject(root, "gemm_ceiling_gflops", ceiling);
+        char shape[64];
+        snprintf(shape, sizeof shape, "%ldx%ldx%ld", ceiling_n, ceiling_n, ceiling_n);
+        cJSON_AddStringToObject(root, "gemm_ceiling_shape", shape);
+    } else {
+        cJSON_AddNullToObject(root, "gemm_ceiling_gflops");
+        cJSON_AddNullToObject(root, "gemm_ceiling_shape");
+    }
+    cJSON *env = eva_bench_env_json(&si);
+    cJSON_AddItemToObject(root, "host", cJSON_DetachItemFromObject(env, "host"));
+    cJSON_AddItemToObject(root, "build", cJSON_DetachItemFromObject(env, "build"));
+    cJSON_Delete(env);
+    cJSON *profiles = cJSON_AddArrayToObject(root, "profiles");
+    int rc = 0;
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        if (!(o.towers & (1 << t))) continue;
+        eva_profile p;
+        st = eva_profile_run(&p, &s.backend, &s.cfg, (eva_bench_tower)t, (int)batch, (int)warmup, (int)iters,
+                             (uint64_t)seed, tty);
+        if (st != EVA_OK) {
+            fprintf(stderr, "evabench profile: %s tower: %s\n", t ? "text" : "image", eva_last_error());
+            rc = eva_status_exit_code(st);
+            break;
+        }
+        print_profile(&p, &s.cfg, ceiling, all);
+        cJSON_AddItemToArray(profiles, profile_json(&p, ceiling));
+        eva_profile_free(&p);
+    }
+    if (rc == 0 && json_out && (st = eva_bench_write_json(json_out, root)) != EVA_OK) {
+        fprintf(stderr, "evabench profile: %s\n", eva_last_error());
+        rc = 2;
+    }
+    cJSON_Delete(root);
+    eva_bench_session_close(&s);
+    return rc;
+}
