@@ -337,6 +337,10 @@ eva_status eva_zs_fill_template(char **out, const char *tmpl, const char *classn
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static void sort_list(eva_zs_list *l) {
+    if (l->n > 1) qsort(l->s, (size_t)l->n, sizeof *l->s, cmp_str);
+}
+
 static char *join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     char *s = malloc(la + lb + 2);
@@ -417,7 +421,7 @@ static eva_status scan_root(eva_zs_dataset *ds, const char *dir) {
     eva_zs_list classes = {0};
     eva_status st = list_dir(dir, &classes, NULL);
     if (st != EVA_OK) return st;
-    qsort(classes.s, (size_t)classes.n, sizeof *classes.s, cmp_str);
+    sort_list(&classes);
     snprintf(ds->root, sizeof ds->root, "%s", dir);
     ds->classes = classes.s;
     ds->n_classes = classes.n;
@@ -454,13 +458,13 @@ eva_status eva_zs_scan(eva_zs_dataset *ds, const char *dir, int want_classes) {
     for (int c = 0; c < ds->n_classes && st == EVA_OK; c++) {
         eva_zs_list dirs = {0};
         st = walk_dirs(ds->root, ds->classes[c], 0, &dirs);
-        if (st == EVA_OK) qsort(dirs.s, (size_t)dirs.n, sizeof *dirs.s, cmp_str);
+        if (st == EVA_OK) sort_list(&dirs);
         for (int k = 0; st == EVA_OK && k < dirs.n; k++) {
             char *full = join(ds->root, dirs.s[k]);
             eva_zs_list files = {0};
             st = full ? list_dir(full, NULL, &files) : eva_fail(EVA_ERR_NOMEM, "out of memory");
             free(full);
-            if (st == EVA_OK) qsort(files.s, (size_t)files.n, sizeof *files.s, cmp_str);
+            if (st == EVA_OK) sort_list(&files);
             for (int j = 0; st == EVA_OK && j < files.n; j++) {
                 char *rel = join(dirs.s[k], files.s[j]);
                 st = rel ? add_item(ds, &cap, rel, c) : eva_fail(EVA_ERR_NOMEM, "out of memory");
