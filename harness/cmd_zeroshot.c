@@ -89,9 +89,14 @@ static int fail_exit(eva_status st) {
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
-static const char *base_name(const char *p) {
-    const char *s = strrchr(p, '/');
-    return s && s[1] ? s + 1 : p;
+/* Last path component, trailing slashes ignored ("a/b/" -> "b"), into buf. */
+static const char *base_name_buf(char *buf, size_t cap, const char *p) {
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && p[b - 1] != '/') b--;
+    snprintf(buf, cap, "%.*s", (int)(n - b), p + b);
+    return buf;
 }
 
 typedef struct {
@@ -417,9 +422,10 @@ int eva_cmd_zeroshot(int argc, char **argv) {
 
     if (json_out) {
         root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "dataset", imagenet ? "imagenet1k" : base_name(data));
+        char bn[512];
+        cJSON_AddStringToObject(root, "dataset", imagenet ? "imagenet1k" : base_name_buf(bn, sizeof bn, data));
         cJSON_AddStringToObject(root, "model", sess.cfg.name);
-        cJSON_AddStringToObject(root, "pretrained", base_name(weights));
+        cJSON_AddStringToObject(root, "pretrained", base_name_buf(bn, sizeof bn, weights));
         cJSON_AddStringToObject(root, "task", "zeroshot_classification");
         cJSON_AddStringToObject(root, "language", "en");
         cJSON *m = cJSON_AddObjectToObject(root, "metrics");

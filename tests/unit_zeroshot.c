@@ -217,6 +217,18 @@ START_TEST(metrics_clip_benchmark) {
 }
 END_TEST
 
+START_TEST(published_numbers) {
+    const eva_zs_published *p = eva_zs_published_find("eva02-clip-b-16");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_double_eq(p->card_acc1, 74.7);
+    ck_assert_ptr_eq(eva_zs_published_find("EVA02-E-14-plus"), eva_zs_published_find("EVA02-CLIP-bigE-14-plus"));
+    ck_assert_double_eq(eva_zs_published_find("EVA02-E-14-plus")->card_acc1, 82.0);
+    ck_assert_double_eq(eva_zs_published_find("EVA01-CLIP-g-14")->card_acc5, 95.51);
+    ck_assert_ptr_null(eva_zs_published_find("EVA-CLIP-8B")); /* no IN-1K number on its card */
+    ck_assert_ptr_null(eva_zs_published_find("tiny-zs-eva02"));
+}
+END_TEST
+
 /* ---- dataset --------------------------------------------------------------------------------- */
 
 /* Reads the path column of an upstream predictions CSV (no quoting in the parity data). */
@@ -444,6 +456,7 @@ int main(void) {
     tcase_add_test(tc, lists_and_templates);
     tcase_add_test(tc, topk_ties_and_nan);
     tcase_add_test(tc, metrics_clip_benchmark);
+    tcase_add_test(tc, published_numbers);
     tcase_add_test(tc, scan_matches_imagefolder);
     tcase_add_test(tc, cache_roundtrip);
     suite_add_tcase(s, tc);
