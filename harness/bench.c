@@ -122,8 +122,7 @@ eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o
     st = eva_bench_plan_memory(&s->plan, &s->cfg, o->towers, o->max_batch);
     if (st != EVA_OK) return st;
     char what[400];
-    snprintf(what, sizeof what, "%s %s %s at batch %d", o->command, s->cfg.name, eva_precision_name(s->precision),
-             o->max_batch);
+    snprintf(what, sizeof what, "%s %s at batch %d", s->cfg.name, eva_precision_name(s->precision), o->max_batch);
 #ifdef EVA_BENCH_CUDA
     eva_cuda_device_info di;
     if (s->impl == EVA_IMPL_CUDA) {
