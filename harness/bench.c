@@ -335,6 +335,7 @@ eva_status eva_bench_measure(eva_bench_record *r, eva_backend *b, const eva_conf
         eva_timing_summarize(&r->t, ms, iters);
         r->throughput = r->t.median_ms > 0 ? batch / (r->t.median_ms * 1e-3) : 0.0;
         r->gflops_per_item = gflops_item(cfg, tower);
+        r->params = eva_config_params(cfg);
         r->achieved_gflops = r->t.median_ms > 0 ? r->gflops_per_item * batch / (r->t.median_ms * 1e-3) : 0.0;
         r->peak_host_bytes = eva_peak_rss();
         r->peak_host_scope = reset ? "measurement" : "process";
@@ -406,6 +407,9 @@ cJSON *eva_bench_record_json(const eva_bench_record *r, const eva_sysinfo *si) {
     cJSON_AddNumberToObject(o, "throughput", r->throughput);
     cJSON_AddStringToObject(o, "throughput_unit", r->tower == EVA_BENCH_TEXT ? "texts/s" : "images/s");
     cJSON_AddNumberToObject(o, "gflops_per_item", r->gflops_per_item);
+    cJSON_AddNumberToObject(o, "params_total", (double)r->params.total);
+    cJSON_AddNumberToObject(o, "params_image", (double)r->params.image);
+    cJSON_AddNumberToObject(o, "params_text", (double)r->params.text);
     cJSON_AddNumberToObject(o, "gflops", r->achieved_gflops);
     add_bytes(o, "peak_host_bytes", r->peak_host_bytes);
     cJSON_AddStringToObject(o, "peak_host_scope", r->peak_host_scope ? r->peak_host_scope : "process");

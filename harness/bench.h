@@ -119,6 +119,7 @@ typedef struct {
     eva_timing t;
     double throughput;          /* items per second at the median */
     double gflops_per_item;     /* model FLOPs of one image or one 77-token text */
+    eva_param_count params;     /* exact parameter counts of the config */
     double achieved_gflops;     /* gflops_per_item * batch / median */
     int64_t peak_host_bytes;    /* peak RSS during this measurement (process lifetime peak where the
                                  * kernel cannot reset it: see peak_host_scope) */

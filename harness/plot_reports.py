@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""plot_reports.py: reports/summary.md and the PNG charts from the JSON records in reports/.
+
+Reads (all optional):
+  bench.jsonl        evabench bench --jsonl records (schema evabench-bench/1); per (variant, impl,
+                     precision, tower, batch) the latest record counts
+  profile-*.json     evabench profile --json (schema evabench-profile/1)
+  verify-*.json      evabench verify --json (schema evabench-verify/1)
+  ratio_b16.json     harness/ratio_b16.sh --json (C reference vs PyTorch)
+Writes:
+  summary.md         one section per variant shaped like a model card (params, precision, images/s,
+                     texts/s, peak memory, verify status) + the verification table + the charts
+  throughput.png     throughput against batch size (log-log), one line per variant/impl/precision/tower
+  profile-<variant>.png  time per block and module (stacked), from the latest profile of each variant
+
+Charts use matplotlib (Debian python3-matplotlib, harness/deps.sh). Without it the summary is still
+written and says the charts were skipped.
+
+usage: python3 harness/plot_reports.py [--reports DIR]
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+GIB = 1024.0 ** 3
+
+
+def load_jsonl(path):
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                print("plot_reports: %s line %d is not JSON (%s); skipped" % (path, n, e), file=sys.stderr)
+    return out
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        print("plot_reports: %s: %s; skipped" % (path, e), file=sys.stderr)
+        return None
+
+
+def latest_bench(records):
+    """Latest record per (variant, impl, precision, tower, batch), in file order."""
+    last = {}
+    for r in records:
+        if r.get("schema") != "evabench-bench/1":
+            continue
+        key = (r["variant"], r["impl"], r["precision"], r["tower"], r["batch"])
+        last[key] = r
+    return last
+
+
+def fmt_params(n):
+    return "%.1f M" % (n / 1e6) if n is not None else "?"
+
+
+def fmt_bytes(b):
+    if b is None:
+        return "n/a"
+    return "%.2f GiB" % (b / GIB) if b >= GIB else "%.0f MiB" % (b / 1024.0 ** 2)
+
+
+def plot_throughput(last, path, plt):
+    series = {}
+    for (variant, impl, prec, tower, batch), r in last.items():
+        series.setdefault((variant, impl, prec, tower), []).append((batch, r["throughput"], r["p90_ms"], r["median_ms"]))
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (variant, impl, prec, tower), pts in sorted(series.items()):
+        pts.sort()
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        unit = "images/s" if tower == "image" else "texts/s"
+        ax.plot(xs, ys, marker="o", label="%s %s tower (%s, %s) [%s]" % (variant, tower, impl, prec, unit))
+        for x, y in zip(xs, ys):
+            ax.annotate("%.3g" % y, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("throughput (items/s at the median latency)")
+    host = next(iter(last.values())).get("device", "")
+    ax.set_title("evabench bench: throughput against batch\n%s" % host[:90], fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_profile(prof, path, plt):
+    towers = prof.get("profiles", [])
+    if not towers:
+        return False
+    fig, axes = plt.subplots(len(towers), 1, figsize=(9, 3.6 * len(towers)), squeeze=False)
+    colors = {"norm1": "#9ecae1", "ln_1": "#9ecae1", "attn": "#e6550d", "norm2": "#c6dbef", "ln_2": "#c6dbef",
+              "mlp": "#31a354", "residual": "#bdbdbd"}
+    for ax, q in zip(axes[:, 0], towers):
+        blocks = sorted({t["block"] for t in q["taps"] if t["block"] is not None})
+        order = ["norm1", "ln_1", "attn", "norm2", "ln_2", "mlp", "residual"]
+        kinds = [k for k in order if any(t["kind"] == k for t in q["taps"])]
+        labels = ["pre"] + ["%d" % b for b in blocks] + ["post"]
+        bottoms = [0.0] * len(labels)
+        # outside blocks: before the first block (patch/token embedding) and after (norm, head, tail)
+        pre = sum(t["median_ms"] for t in q["taps"] if t["block"] is None and t["kind"] in
+                  ("patch_embed", "pos_embed", "embedding"))
+        post = sum(t["median_ms"] for t in q["taps"] if t["block"] is None and t["kind"] not in
+                   ("patch_embed", "pos_embed", "embedding"))
+        ax.bar([0], [pre], color="#756bb1", label="embedding")
+        ax.bar([len(labels) - 1], [post], color="#636363", label="final norm, head, rest")
+        for k in kinds:
+            vals = [0.0] * len(labels)
+            for t in q["taps"]:
+                if t["kind"] == k and t["block"] is not None:
+                    vals[1 + blocks.index(t["block"])] += t["median_ms"]
+            ax.bar(range(len(labels)), vals, bottom=bottoms, color=colors.get(k, None), label=k)
+            bottoms = [b + v for b, v in zip(bottoms, vals)]
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xlabel("block")
+        ax.set_ylabel("median ms")
+        gf = q.get("gflops")
+        ceil = prof.get("gemm_ceiling_gflops")
+        extra = ""
+        if gf and ceil:
+            extra = ", %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s GEMM ceiling" % (gf, 100 * gf / ceil, ceil)
+        ax.set_title("%s %s tower, batch %d (%s, %s): %.1f ms per forward%s" % (
+            prof["variant"], q["tower"], q["batch"], prof["impl"], prof["precision"], q["median_ms"], extra),
+            fontsize=9)
+        ax.legend(fontsize=7, ncol=4, loc="upper right")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description="summary.md and charts from reports/*.json")
+    ap.add_argument("--reports", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reports"))
+    a = ap.parse_args()
+    rd = os.path.abspath(a.reports)
+    if not os.path.isdir(rd):
+        print("plot_reports: %s is not a directory" % rd, file=sys.stderr)
+        return 2
+    last = latest_bench(load_jsonl(os.path.join(rd, "bench.jsonl")))
+    profiles = [p for p in (load_json(f) for f in sorted(glob.glob(os.path.join(rd, "profile-*.json"))))
+                if p and p.get("schema") == "evabench-profile/1"]
+    verifies = [v for v in (load_json(f) for f in sorted(glob.glob(os.path.join(rd, "verify-*.json"))))
+                if v and v.get("schema") == "evabench-verify/1"]
+    ratio = load_json(os.path.join(rd, "ratio_b16.json")) if os.path.exists(os.path.join(rd, "ratio_b16.json")) else None
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+    charts = []
+    if plt is not None:
+        if plot_throughput(last, os.path.join(rd, "throughput.png"), plt):
+            charts.append(("Throughput against batch", "throughput.png"))
+        for p in profiles:
+            name = "profile-%s.png" % p["variant"]
+            if plot_profile(p, os.path.join(rd, name), plt):
+                charts.append(("Time per block and module: %s" % p["variant"], name))
+
+    lines = ["# evabench summary", ""]
+    any_rec = next(iter(last.values()), None)
+    if any_rec:
+        b = any_rec.get("build", {})
+        lines += ["Device: %s  " % any_rec.get("device", "?"),
+                  "Build: evabench %s (%s), %s, `%s`, GEMM kernel %s  " % (
+                      b.get("version", "?"), b.get("git_rev", "?"), b.get("compiler", "?"), b.get("flags", "?"),
+                      b.get("gemm_kernel", "?")),
+                  "Records: `reports/bench.jsonl` (latest per variant/impl/precision/tower/batch); timings are medians "
+                  "of wall time per forward after warm-up, over rotating inputs.", ""]
+    variants = sorted({k[0] for k in last})
+    verify_by_config = {}
+    for v in verifies:
+        verify_by_config.setdefault(v.get("config"), []).append(v)
+    for var in variants:
+        recs = [r for k, r in last.items() if k[0] == var]
+        r0 = recs[0]
+        lines += ["## %s" % var, ""]
+        lines += ["| | |", "|---|---|",
+                  "| Parameters (total / image / text) | %s / %s / %s |" % (
+                      fmt_params(r0.get("params_total")), fmt_params(r0.get("params_image")),
+                      fmt_params(r0.get("params_text"))),
+                  "| GFLOPs per image / per 77-token text | %s / %s |" % (
+                      "%.2f" % r0["gflops_per_item"] if r0["tower"] == "image" else "-",
+                      "%.2f" % r0["gflops_per_item"] if r0["tower"] == "text" else next(
+                          ("%.2f" % r["gflops_per_item"] for r in recs if r["tower"] == "text"), "-")),
+                  "| Weights | %s |" % r0.get("weights", "?")]
+        vs = verify_by_config.get(var)
+        if vs:
+            lines.append("| Verify | %s |" % ", ".join("%s: %s" % (os.path.basename(v.get("golden", "?")), v.get("result"))
+                                                     for v in vs))
+        else:
+            lines.append("| Verify | no golden of this variant in reports/ (the tiny goldens are below) |")
+        lines += ["", "| impl | precision | tower | batch | median ms | p90 ms | throughput | GFLOP/s | peak host memory | peak device memory |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for k in sorted(k for k in last if k[0] == var):
+            r = last[k]
+            unit = "images/s" if r["tower"] == "image" else "texts/s"
+            lines.append("| %s | %s | %s | %d | %.2f | %.2f | %.2f %s | %.1f | %s | %s |" % (
+                r["impl"], r["precision"], r["tower"], r["batch"], r["median_ms"], r["p90_ms"], r["throughput"], unit,
+                r["gflops"], fmt_bytes(r.get("peak_host_bytes")), fmt_bytes(r.get("peak_device_bytes"))))
+        # memory check (weights + 1.5 x one batch's activations)
+        img1 = last.get((var, "ref", "fp32", "image", 1))
+        if img1 and img1.get("rss_budget_bytes"):
+            over = img1["peak_host_bytes"] - img1["baseline_host_bytes"]
+            lines += ["", "Peak RSS of the image tower at batch 1 above the process baseline (%s): %s; budget "
+                      "(fp32 weights %s + 1.5 x one batch's activations %s + extra rotating inputs): %s -> %s" % (
+                          fmt_bytes(img1["baseline_host_bytes"]), fmt_bytes(over), fmt_bytes(img1["weight_bytes"]),
+                          fmt_bytes(img1["activation_bytes"]), fmt_bytes(img1["rss_budget_bytes"]),
+                          "within" if img1.get("rss_within_budget") else "OVER")]
+        lines.append("")
+    if not variants:
+        lines += ["No bench records (reports/bench.jsonl) yet: run `bash harness/run_bench.sh`.", ""]
+
+    for p in profiles:
+        lines += ["## Profile: %s (%s, %s)" % (p["variant"], p["impl"], p["precision"]), ""]
+        ceil = p.get("gemm_ceiling_gflops")
+        if ceil:
+            lines.append("GEMM ceiling measured on this machine: %.1f GFLOP/s (reference SGEMM %s)." % (
+                ceil, p.get("gemm_ceiling_shape")))
+        for q in p["profiles"]:
+            lines += ["", "%s tower, batch %d: %.2f ms per forward, %.1f GFLOP/s%s" % (
+                q["tower"], q["batch"], q["median_ms"], q.get("gflops") or 0,
+                " (%.0f%% of the ceiling)" % (100 * q["ceiling_fraction"]) if q.get("ceiling_fraction") else ""), "",
+                      "| module | count | ms | share | GFLOP/s | of ceiling |", "|---|---:|---:|---:|---:|---:|"]
+            for m in q["modules"]:
+                lines.append("| %s | %d | %.2f | %.1f%% | %s | %s |" % (
+                    m["kind"], m["count"], m["ms"], 100 * m["share"],
+                    "%.1f" % m["gflops"] if m.get("gflops") else "-",
+                    "%.0f%%" % (100 * m["ceiling_fraction"]) if m.get("ceiling_fraction") else "-"))
+        lines.append("")
+
+    if ratio:
+        lines += ["## Reference vs PyTorch (harness/ratio_b16.sh)", "",
+                  "EVA02-CLIP-B-16 image tower, batch 1, fp32: C reference %.1f ms, PyTorch %.1f ms (%s) -> "
+                  "ratio C/PyTorch **%.2f** (acceptance <= 2.0)." % (
+                      ratio["c_median_ms"], ratio["torch_median_ms"], ratio.get("torch_blas", "?"), ratio["ratio"]), ""]
+
+    if verifies:
+        lines += ["## Verification (tiny goldens)", "", "| golden | config | impl | precision | result | first failure |",
+                  "|---|---|---|---|---|---|"]
+        for v in verifies:
+            lines.append("| %s | %s | %s | %s | %s | %s |" % (
+                os.path.basename(v.get("golden", "?")), v.get("config"), v.get("impl"), v.get("precision"),
+                v.get("result"), v.get("first_failure") or "-"))
+        lines.append("")
+
+    if charts:
+        lines += ["## Charts", ""]
+        for title, name in charts:
+            lines += ["### %s" % title, "", "![%s](%s)" % (title, name), ""]
+    elif plt is None:
+        lines += ["Charts skipped: matplotlib is not installed (apt install python3-matplotlib).", ""]
+    with open(os.path.join(rd, "summary.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("plot_reports: wrote %s%s" % (os.path.join(rd, "summary.md"),
+                                         "".join(", " + os.path.join(rd, c[1]) for c in charts)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
