@@ -14,6 +14,8 @@
 #include "ref_gemm.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,12 +68,16 @@ static int token_block(int M, int K) {
     return (int)((even + NR - 1) / NR * NR);
 }
 
-/* Per-thread work floats: the double sums of one tile row (MR channels x TB_MAX tokens). */
-static int64_t work_floats(void) { return 2 * (int64_t)(TB_MAX / NR) * MR * NR; }
+/* Per-thread work floats: the tile's weight rows (MR x KB) and the double sums of one tile row
+ * (MR channels x TB_MAX tokens). */
+static int64_t work_floats(void) { return (int64_t)MR * KB + 2 * (int64_t)(TB_MAX / NR) * MR * NR; }
 
+/* + 16 floats: the buffers are used from the first 64-byte boundary (aligned panel loads). */
 int64_t eva_gemm_scratch_floats(int M, int K) {
-    return (int64_t)token_block(M, K) * (K > 0 ? K : 1) + work_floats();
+    return (int64_t)token_block(M, K) * (K > 0 ? K : 1) + work_floats() + 16;
 }
+
+static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /* ---- packing ----------------------------------------------------------------------------------- */
 
@@ -89,14 +95,14 @@ static void pack_panel(float *dst, const float *x, int ldx, int t0, int nt, int 
     }
 }
 
-/* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wr[i][k] * panel[k][j] ----------------
+/* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wt[i][k] * panel[k][j] ----------------
  * wr: MR weight rows read in place (a KB-long slice of each stays in L1 across the panels);
  * panel: a packed token panel. The float sums restart every KC products and are folded into dacc
  * (double). */
 
 /* Portable: plain loops; the j loops are unit-stride over NR and vectorise. fmaf keeps the float
  * operations identical to the AVX-512 kernel (one rounding per multiply-add). */
-static void tile_portable(double dacc[MR][NR], const float *const wr[MR], const float *panel, int klen) {
+static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen) {
     for (int k0 = 0; k0 < klen; k0 += KC) {
         int k1 = k0 + KC < klen ? k0 + KC : klen;
         float acc[MR][NR];
@@ -104,7 +110,7 @@ static void tile_portable(double dacc[MR][NR], const float *const wr[MR], const 
         for (int k = k0; k < k1; k++) {
             const float *xk = panel + (size_t)k * NR;
             for (int i = 0; i < MR; i++) {
-                const float a = wr[i][k];
+                const float a = wt[i * KB + k];
                 for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a, xk[j], acc[i][j]);
             }
         }
@@ -123,9 +129,11 @@ static inline void fold16(double *d, __m512 s) {
     _mm512_storeu_pd(d + 8, _mm512_add_pd(_mm512_loadu_pd(d + 8), hi));
 }
 
-static void tile_avx512(double dacc[MR][NR], const float *const wr[MR], const float *panel, int klen) {
-    const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3], *w4 = wr[4], *w5 = wr[5];
-    const float *w6 = wr[6], *w7 = wr[7], *w8 = wr[8], *w9 = wr[9], *w10 = wr[10], *w11 = wr[11];
+/* wt: the tile's weight rows copied to wt[i * KB + k], so that every broadcast addresses one base
+ * register + k + a constant. */
+#define ROWS_X(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
+
+static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel, int klen) {
     for (int k0 = 0; k0 < klen; k0 += KC) {
         int k1 = k0 + KC < klen ? k0 + KC : klen;
         __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
@@ -134,19 +142,38 @@ static void tile_avx512(double dacc[MR][NR], const float *const wr[MR], const fl
         __m512 c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
         const float *xk = panel + (size_t)k0 * NR;
         for (int k = k0; k < k1; k++, xk += NR) {
-            const __m512 xa = _mm512_loadu_ps(xk), xb = _mm512_loadu_ps(xk + 16);
+            const __m512 xa = _mm512_load_ps(xk), xb = _mm512_load_ps(xk + 16);
             __m512 a;
 #define ROW(i)                                 \
-    a = _mm512_set1_ps(w##i[k]);               \
+    a = _mm512_set1_ps(wt[i * KB + k]);        \
     c##i##a = _mm512_fmadd_ps(a, xa, c##i##a); \
     c##i##b = _mm512_fmadd_ps(a, xb, c##i##b);
-            ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
+            ROWS_X(ROW)
 #undef ROW
         }
-#define FOLD(i)                    \
-    fold16(&dacc[i][0], c##i##a);  \
+#define FOLD(i)                   \
+    fold16(&dacc[i][0], c##i##a); \
     fold16(&dacc[i][16], c##i##b);
-        FOLD(0) FOLD(1) FOLD(2) FOLD(3) FOLD(4) FOLD(5) FOLD(6) FOLD(7) FOLD(8) FOLD(9) FOLD(10) FOLD(11)
+        ROWS_X(FOLD)
+#undef FOLD
+    }
+}
+
+/* The same for a panel whose last 16 tokens are all padding (the narrow end of a block). */
+static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *panel, int klen) {
+    for (int k0 = 0; k0 < klen; k0 += KC) {
+        int k1 = k0 + KC < klen ? k0 + KC : klen;
+        __m512 c0a = _mm512_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
+        __m512 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
+        const float *xk = panel + (size_t)k0 * NR;
+        for (int k = k0; k < k1; k++, xk += NR) {
+            const __m512 xa = _mm512_load_ps(xk);
+#define ROW(i) c##i##a = _mm512_fmadd_ps(_mm512_set1_ps(wt[i * KB + k]), xa, c##i##a);
+            ROWS_X(ROW)
+#undef ROW
+        }
+#define FOLD(i) fold16(&dacc[i][0], c##i##a);
+        ROWS_X(FOLD)
 #undef FOLD
     }
 }
@@ -168,12 +195,13 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
                      const float *bias, int c0, int mr, int next_c0, int K, bool portable, float *work) {
     (void)portable;
     const int panels = (tn + NR - 1) / NR;
-    double(*dacc)[MR][NR] = (double(*)[MR][NR])work; /* [panels][MR][NR] */
+    float *wt = work;                                              /* [MR][KB] */
+    double(*dacc)[MR][NR] = (double(*)[MR][NR])(work + MR * KB); /* [panels][MR][NR] */
     memset(dacc, 0, sizeof(double) * MR * NR * panels);
     for (int kb = 0; kb < K; kb += KB) {
         int klen = K - kb < KB ? K - kb : KB;
-        const float *wr[MR];
-        for (int i = 0; i < MR; i++) wr[i] = w + (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb; /* pad: row 0 */
+        for (int i = 0; i < MR; i++) /* rows past mr repeat row c0; their sums are dropped */
+            memcpy(wt + i * KB, w + (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, sizeof(float) * (size_t)klen);
         /* prefetch the next weight block, spread over the panels of this one */
         int pc = kb + KB < K ? c0 : next_c0, pk = kb + KB < K ? kb + KB : 0;
         int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
@@ -183,18 +211,27 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
             int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
             if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
 #ifdef EVA_GEMM_AVX512
-            if (!portable)
-                tile_avx512(dacc[p], wr, panel, klen);
+            if (!portable && tn - p * NR <= 16)
+                tile_avx512_half(dacc[p], wt, panel, klen);
+            else if (!portable)
+                tile_avx512(dacc[p], wt, panel, klen);
             else
 #endif
-                tile_portable(dacc[p], wr, panel, klen);
+                tile_portable(dacc[p], wt, panel, klen);
         }
     }
+    /* out = float(sums + bias): rounded tile-wise (unit stride, vectorised), then transposed into
+     * the output rows */
+    float stage[MR][NR];
     for (int p = 0; p < panels; p++) {
         int nt = tn - p * NR < NR ? tn - p * NR : NR;
+        for (int i = 0; i < MR; i++) {
+            const double b = bias && i < mr ? (double)bias[c0 + i] : 0.0;
+            for (int j = 0; j < NR; j++) stage[i][j] = (float)(dacc[p][i][j] + b);
+        }
         for (int j = 0; j < nt; j++) {
             float *o = out + (size_t)(t0 + p * NR + j) * ldo + c0;
-            for (int i = 0; i < mr; i++) o[i] = (float)(dacc[p][i][j] + (bias ? (double)bias[c0 + i] : 0.0));
+            for (int i = 0; i < mr; i++) o[i] = stage[i][j];
         }
     }
 }
@@ -260,6 +297,7 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
     }
     const bool portable = use_portable();
     const int tb = token_block(M, K);
+    scratch = align64(scratch);
     float *work = scratch + (size_t)tb * K;
     for (int t0 = 0; t0 < M; t0 += tb) {
         int tn = M - t0 < tb ? M - t0 : tb;
@@ -281,7 +319,8 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
 #endif
     if (!par) threads = 1;
     const int tb = token_block(M, K);
-    float *packed = malloc(((size_t)tb * K + (size_t)threads * work_floats()) * sizeof(float));
+    size_t bytes = ((size_t)tb * K + (size_t)threads * work_floats()) * sizeof(float);
+    float *packed = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!packed) {
         gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo);
         return;
