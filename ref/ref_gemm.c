@@ -8,7 +8,7 @@
  *         for each panel: micro-kernel, adding into that panel's MR x NR tile of double sums
  *       write the tiles to out (+ bias)
  * The micro-kernel keeps an MR x NR tile of float sums in registers, runs k over a block of at
- * most KC, then folds the tile into double and starts the next block. Its inner step is a
+ * most KC (or a smaller kc), then folds the tile into double and starts the next block. Its inner step is a
  * rank-1 update: NR tokens of one k (two 16-float vectors) times one broadcast weight per row.
  */
 #include "ref_gemm.h"
@@ -96,15 +96,15 @@ static void pack_panel(float *dst, const float *x, int ldx, int t0, int nt, int 
 }
 
 /* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wt[i][k] * panel[k][j] ----------------
- * wr: MR weight rows read in place (a KB-long slice of each stays in L1 across the panels);
- * panel: a packed token panel. The float sums restart every KC products and are folded into dacc
+ * wt: MR weight rows, a KB-long slice of each copied to wt[i * KB + k] (stays in L1 across the
+ * panels); panel: a packed token panel. The float sums restart every KC products and are folded into dacc
  * (double). */
 
 /* Portable: plain loops; the j loops are unit-stride over NR and vectorise. fmaf keeps the float
  * operations identical to the AVX-512 kernel (one rounding per multiply-add). */
-static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen) {
-    for (int k0 = 0; k0 < klen; k0 += KC) {
-        int k1 = k0 + KC < klen ? k0 + KC : klen;
+static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
+    for (int k0 = 0; k0 < klen; k0 += kc) {
+        int k1 = k0 + kc < klen ? k0 + kc : klen;
         float acc[MR][NR];
         memset(acc, 0, sizeof acc);
         for (int k = k0; k < k1; k++) {
@@ -133,9 +133,9 @@ static inline void fold16(double *d, __m512 s) {
  * register + k + a constant. */
 #define ROWS_X(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
 
-static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel, int klen) {
-    for (int k0 = 0; k0 < klen; k0 += KC) {
-        int k1 = k0 + KC < klen ? k0 + KC : klen;
+static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
+    for (int k0 = 0; k0 < klen; k0 += kc) {
+        int k1 = k0 + kc < klen ? k0 + kc : klen;
         __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
         __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
         __m512 c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
@@ -160,9 +160,9 @@ static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel
 }
 
 /* The same for a panel whose last 16 tokens are all padding (the narrow end of a block). */
-static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *panel, int klen) {
-    for (int k0 = 0; k0 < klen; k0 += KC) {
-        int k1 = k0 + KC < klen ? k0 + KC : klen;
+static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
+    for (int k0 = 0; k0 < klen; k0 += kc) {
+        int k1 = k0 + kc < klen ? k0 + kc : klen;
         __m512 c0a = _mm512_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
         __m512 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
         const float *xk = panel + (size_t)k0 * NR;
@@ -182,7 +182,7 @@ static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *
 /* ---- driver -------------------------------------------------------------------------------------- */
 
 /* Asks for weight rows [c, c + n) x columns [kb, kb + klen) to be brought towards the cache ahead
- * of use: the weights stream from memory once per call and would otherwise stall pack_wtile. */
+ * of use: the weights stream from memory once per call and would otherwise stall the row copies. */
 static void prefetch_wblock(const float *w, int ldw, int c, int n, int kb, int klen) {
     for (int i = 0; i < n; i++)
         for (int k = 0; k < klen; k += 16) __builtin_prefetch(w + (size_t)(c + i) * ldw + kb + k, 0, 2);
@@ -192,7 +192,7 @@ static void prefetch_wblock(const float *w, int ldw, int c, int n, int kb, int k
  * out rows [t0, t0 + tn), channels [c0, c0 + mr). work: per-thread scratch of work_floats().
  * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
 static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, const float *w, int ldw, int C,
-                     const float *bias, int c0, int mr, int next_c0, int K, bool portable, float *work) {
+                     const float *bias, int c0, int mr, int next_c0, int K, int kc, bool portable, float *work) {
     (void)portable;
     const int panels = (tn + NR - 1) / NR;
     float *wt = work;                                              /* [MR][KB] */
@@ -212,12 +212,12 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
             if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
 #ifdef EVA_GEMM_AVX512
             if (!portable && tn - p * NR <= 16)
-                tile_avx512_half(dacc[p], wt, panel, klen);
+                tile_avx512_half(dacc[p], wt, panel, klen, kc);
             else if (!portable)
-                tile_avx512(dacc[p], wt, panel, klen);
+                tile_avx512(dacc[p], wt, panel, klen, kc);
             else
 #endif
-                tile_portable(dacc[p], wt, panel, klen);
+                tile_portable(dacc[p], wt, panel, klen, kc);
         }
     }
     /* out = float(sums + bias): rounded tile-wise (unit stride, vectorised), then transposed into
@@ -241,7 +241,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
  * takes its share (thread tid of nth); without, the caller's thread does all of it (so it is safe
  * inside somebody else's parallel loop). */
 static void gemm_block(float *out, float *packed, float *work, const float *x, const float *w, const float *bias,
-                       int t0, int tn, int C, int K, int ldx, int ldw, int ldo, bool portable, bool team) {
+                       int t0, int tn, int C, int K, int ldx, int ldw, int ldo, int kc, bool portable, bool team) {
     int tid = 0, nth = 1;
     (void)team;
 #ifdef EVA_HAVE_OPENMP
@@ -262,7 +262,7 @@ static void gemm_block(float *out, float *packed, float *work, const float *x, c
     for (int t = tid; t < tiles; t += nth) {
         int c0 = t * MR, mr = C - c0 < MR ? C - c0 : MR;
         int next = t + nth < tiles ? (t + nth) * MR : -1;
-        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, K, portable, mywork);
+        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, K, kc, portable, mywork);
     }
 #ifdef EVA_HAVE_OPENMP
     if (team) { /* the next block repacks the buffer */
@@ -273,14 +273,14 @@ static void gemm_block(float *out, float *packed, float *work, const float *x, c
 
 /* Unpacked fallback when no packing buffer can be had: same float blocks, slow. */
 static void gemm_naive(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
-                       int ldw, int ldo) {
+                       int ldw, int ldo, int kc) {
     for (int t = 0; t < M; t++)
         for (int c = 0; c < C; c++) {
             const float *xr = x + (size_t)t * ldx, *wr = w + (size_t)c * ldw;
             double s = 0.0;
-            for (int k0 = 0; k0 < K; k0 += KC) {
+            for (int k0 = 0; k0 < K; k0 += kc) {
                 float f = 0.0f;
-                for (int k = k0; k < k0 + KC && k < K; k++) f = fmaf(wr[k], xr[k], f);
+                for (int k = k0; k < k0 + kc && k < K; k++) f = fmaf(wr[k], xr[k], f);
                 s += f;
             }
             out[(size_t)t * ldo + c] = (float)(s + (bias ? (double)bias[c] : 0.0));
@@ -288,8 +288,9 @@ static void gemm_naive(float *out, const float *x, const float *w, const float *
 }
 
 void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
-                        int K, int ldx, int ldw, int ldo) {
+                        int K, int ldx, int ldw, int ldo, int kc) {
     if (M <= 0 || C <= 0) return;
+    if (kc <= 0 || kc > KC) kc = KC;
     if (K <= 0) { /* empty sum: bias only */
         for (int t = 0; t < M; t++)
             for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;
@@ -301,7 +302,7 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
     float *work = scratch + (size_t)tb * K;
     for (int t0 = 0; t0 < M; t0 += tb) {
         int tn = M - t0 < tb ? M - t0 : tb;
-        gemm_block(out, scratch, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, portable, false);
+        gemm_block(out, scratch, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, kc, portable, false);
     }
 }
 
@@ -309,7 +310,7 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
                  int ldw, int ldo, int threads) {
     if (M <= 0 || C <= 0) return;
     if (K <= 0) {
-        eva_gemm_nt_serial(out, NULL, x, w, bias, M, C, K, ldx, ldw, ldo);
+        eva_gemm_nt_serial(out, NULL, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
         return;
     }
     bool par = false;
@@ -322,7 +323,7 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
     size_t bytes = ((size_t)tb * K + (size_t)threads * work_floats()) * sizeof(float);
     float *packed = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!packed) {
-        gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo);
+        gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
         return;
     }
     float *work = packed + (size_t)tb * K;
@@ -337,7 +338,7 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
 #endif
         for (int t0 = 0; t0 < M; t0 += tb) {
             int tn = M - t0 < tb ? M - t0 : tb;
-            gemm_block(out, packed, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, portable, team);
+            gemm_block(out, packed, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, KC, portable, team);
         }
     }
     free(packed);

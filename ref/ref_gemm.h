@@ -3,9 +3,9 @@
  * One routine, in the layout of a linear layer: out[M,C] = x[M,K] . w[C,K]^T (+ bias[C]), both
  * operands contiguous along K. It is cache-blocked and packed: a block of x rows (tokens) is
  * repacked into K x 32 panels (32 tokens side by side per k), which the micro-kernel reads as
- * vectors, while the weight rows are read in place, 12 at a time in K blocks of 256 that stay in
- * L1 (one scalar broadcast per row and k). Weights are never copied; activations are copied once
- * per call.
+ * vectors, while the weight rows are taken 12 at a time in K blocks of 256, copied row by row into
+ * a 12 KiB tile that stays in L1 (one scalar broadcast per row and k). Weights are never
+ * transposed; activations are repacked once per call.
  *
  * Numerics (design.md "Numerics"): every output is a float sum over blocks of at most
  * EVA_GEMM_KC products, folded into a double accumulator after each block; the bias is added in
@@ -34,9 +34,11 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
 
 /* The same product on one thread with caller-provided packing scratch of
  * eva_gemm_scratch_floats(M, K) floats (for callers already inside a parallel region, such as
- * attention over heads). */
+ * attention over heads). kc (1..EVA_GEMM_KC; <= 0 or larger: EVA_GEMM_KC) sets the products per
+ * float partial sum, for callers that need shorter float chains (attention scores: 8, the
+ * precision of 8-lane dot products). Results equal eva_gemm_nt's when kc = EVA_GEMM_KC. */
 void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
-                        int K, int ldx, int ldw, int ldo);
+                        int K, int ldx, int ldw, int ldo, int kc);
 int64_t eva_gemm_scratch_floats(int M, int K);
 
 /* Selects the portable micro-kernel even where the AVX-512 one is compiled (tests; also the

@@ -39,7 +39,7 @@ static void check_gemm(int M, int C, int K, int pad, bool with_bias, run_mode mo
     if (mode == RUN_SERIAL) {
         float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
         ck_assert_ptr_nonnull(scratch);
-        eva_gemm_nt_serial(out, scratch, x, w, b, M, C, K, ldx, ldw, ldo);
+        eva_gemm_nt_serial(out, scratch, x, w, b, M, C, K, ldx, ldw, ldo, 0);
         free(scratch);
     } else {
         eva_gemm_nt(out, x, w, b, M, C, K, ldx, ldw, ldo, mode == RUN_ONE_THREAD ? 1 : 0);
@@ -104,7 +104,7 @@ START_TEST(test_bit_identical) {
     float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
     eva_gemm_nt(o1, x, w, b, M, C, K, K, K, C, 0);
     eva_gemm_nt(o2, x, w, b, M, C, K, K, K, C, 1);
-    eva_gemm_nt_serial(o3, scratch, x, w, b, M, C, K, K, K, C);
+    eva_gemm_nt_serial(o3, scratch, x, w, b, M, C, K, K, K, C, 0);
     bool prev = eva_gemm_force_portable(true);
     eva_gemm_nt(o4, x, w, b, M, C, K, K, K, C, 0);
     eva_gemm_force_portable(prev);
@@ -113,6 +113,40 @@ START_TEST(test_bit_identical) {
     ck_assert_msg(memcmp(o1, o4, sizeof(float) * M * C) == 0, "portable and %s kernels differ",
                   eva_gemm_kernel_name());
     free(x), free(w), free(b), free(o1), free(o2), free(o3), free(o4), free(scratch);
+}
+END_TEST
+
+/* The documented numerics, bit for bit: each output is a sum, in order, of float chains of at most
+ * kc fused multiply-adds over consecutive k (restarting at multiples of kc), each chain added to
+ * a double, then the bias added in double and the sum rounded to float once. */
+static void check_bit_exact(int M, int C, int K, int kc, bool portable) {
+    float *x = randv((size_t)M * K), *w = randv((size_t)C * K), *b = randv(C);
+    float *out = malloc(sizeof(float) * (size_t)M * C);
+    float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
+    bool prev = eva_gemm_force_portable(portable);
+    eva_gemm_nt_serial(out, scratch, x, w, b, M, C, K, K, K, C, kc);
+    eva_gemm_force_portable(prev);
+    const int chain = kc > 0 ? kc : EVA_GEMM_KC;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < C; j++) {
+            double s = 0.0;
+            for (int k0 = 0; k0 < K; k0 += chain) {
+                float f = 0.0f;
+                for (int k = k0; k < k0 + chain && k < K; k++) f = fmaf(w[(size_t)j * K + k], x[(size_t)i * K + k], f);
+                s += f;
+            }
+            float want = (float)(s + b[j]);
+            ck_assert_msg(out[(size_t)i * C + j] == want, "kc %d %s M%d C%d K%d [%d,%d]: %.9g, model %.9g", kc,
+                          portable ? "portable" : "default", M, C, K, i, j, out[(size_t)i * C + j], want);
+        }
+    free(x), free(w), free(b), free(out), free(scratch);
+}
+
+START_TEST(test_numerics_model) {
+    check_bit_exact(37, 29, 300, 0, false);
+    check_bit_exact(37, 29, 300, 8, false);
+    check_bit_exact(20, 13, 77, 8, true);
+    check_bit_exact(5, 14, 520, 0, true);
 }
 END_TEST
 
@@ -136,6 +170,7 @@ static Suite *gemm_suite(void) {
     tcase_add_test(tc, test_large_shapes);
     tcase_add_test(tc, test_bit_identical);
     tcase_add_test(tc, test_empty_k);
+    tcase_add_test(tc, test_numerics_model);
     suite_add_tcase(s, tc);
     return s;
 }
