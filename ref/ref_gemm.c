@@ -7,6 +7,9 @@
  *       for each block of KB k (the tile's KB-long weight slices stay in L1):
  *         for each panel: micro-kernel, adding into that panel's MR x NR tile of double sums
  *       write the tiles to out (+ bias)
+ * When K is so long that a token block holding all of it would be a sliver of the tokens (the
+ * second MLP layer of g/14 or bigE), the parallel entry splits K into ranges instead, packs one
+ * range at a time and keeps every tile's double sums across the ranges.
  * The micro-kernel keeps an MR x NR tile of float sums in registers, runs k over a block of at
  * most KC (or a smaller kc), then folds the tile into double and starts the next block. Its inner step is a
  * rank-1 update: NR tokens of one k (two 16-float vectors) times one broadcast weight per row.
@@ -188,26 +191,27 @@ static void prefetch_wblock(const float *w, int ldw, int c, int n, int kb, int k
         for (int k = 0; k < klen; k += 16) __builtin_prefetch(w + (size_t)(c + i) * ldw + kb + k, 0, 2);
 }
 
-/* One MR-channel tile against every panel of a packed block, K in cache blocks of KB:
- * out rows [t0, t0 + tn), channels [c0, c0 + mr). work: per-thread scratch of work_floats().
+/* One MR-channel tile against every panel of a packed block, over weight columns [kbeg, kend) in
+ * cache blocks of KB: out rows [t0, t0 + tn), channels [c0, c0 + mr). The packed panels hold
+ * exactly columns [kbeg, kend). dacc: the tile's double sums, cleared when `first`, written to
+ * out (+ bias) when `last` (a K range split over several calls keeps adding into them).
  * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
 static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, const float *w, int ldw, int C,
-                     const float *bias, int c0, int mr, int next_c0, int K, int kc, bool portable, float *work) {
+                     const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, bool portable,
+                     float *wt, double (*dacc)[MR][NR], bool first, bool last) {
     (void)portable;
-    const int panels = (tn + NR - 1) / NR;
-    float *wt = work;                                              /* [MR][KB] */
-    double(*dacc)[MR][NR] = (double(*)[MR][NR])(work + MR * KB); /* [panels][MR][NR] */
-    memset(dacc, 0, sizeof(double) * MR * NR * panels);
-    for (int kb = 0; kb < K; kb += KB) {
-        int klen = K - kb < KB ? K - kb : KB;
+    const int panels = (tn + NR - 1) / NR, Kp = kend - kbeg;
+    if (first) memset(dacc, 0, sizeof(double) * MR * NR * panels);
+    for (int kb = kbeg; kb < kend; kb += KB) {
+        int klen = kend - kb < KB ? kend - kb : KB;
         for (int i = 0; i < MR; i++) /* rows past mr repeat row c0; their sums are dropped */
             memcpy(wt + i * KB, w + (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, sizeof(float) * (size_t)klen);
         /* prefetch the next weight block, spread over the panels of this one */
-        int pc = kb + KB < K ? c0 : next_c0, pk = kb + KB < K ? kb + KB : 0;
+        int pc = kb + KB < kend ? c0 : next_c0, pk = kb + KB < kend ? kb + KB : kbeg;
         int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
-        int plen = K - pk < KB ? K - pk : KB;
+        int plen = kend - pk < KB ? kend - pk : KB;
         for (int p = 0; p < panels; p++) {
-            const float *panel = packed + (size_t)p * NR * K + (size_t)kb * NR;
+            const float *panel = packed + (size_t)p * NR * Kp + (size_t)(kb - kbeg) * NR;
             int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
             if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
 #ifdef EVA_GEMM_AVX512
@@ -220,6 +224,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
                 tile_portable(dacc[p], wt, panel, klen, kc);
         }
     }
+    if (!last) return;
     /* out = float(sums + bias): rounded tile-wise (unit stride, vectorised), then transposed into
      * the output rows */
     float stage[MR][NR];
@@ -236,21 +241,24 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
     }
 }
 
-/* Computes one packed token block [t0, t0 + tn): pack (split over panels), then tiles (split over
- * channel chunks). With `team`, every thread of the enclosing parallel region calls this and
- * takes its share (thread tid of nth); without, the caller's thread does all of it (so it is safe
- * inside somebody else's parallel loop). */
-static void gemm_block(float *out, float *packed, float *work, const float *x, const float *w, const float *bias,
-                       int t0, int tn, int C, int K, int ldx, int ldw, int ldo, int kc, bool portable, bool team) {
+/* Computes token block [t0, t0 + tn) over weight columns [kbeg, kend): pack (split over panels),
+ * then tiles (split over channel tiles). dbig: NULL when the range is all of K (each tile's sums
+ * live in the thread's work buffer), else the sums of every tile, kept across the calls that
+ * split K. With `team`, every thread of the enclosing parallel region calls this and takes its
+ * share (thread tid of nth, the same tiles in every call); without, the caller's thread does all
+ * of it (so it is safe inside somebody else's parallel loop). */
+static void gemm_block(float *out, float *packed, float *work, double *dbig, const float *x, const float *w,
+                       const float *bias, int t0, int tn, int C, int kbeg, int kend, int K, int ldx, int ldw, int ldo,
+                       int kc, bool portable, bool team) {
     int tid = 0, nth = 1;
     (void)team;
 #ifdef EVA_HAVE_OPENMP
     if (team) tid = omp_get_thread_num(), nth = omp_get_num_threads();
 #endif
-    const int panels = (tn + NR - 1) / NR;
+    const int panels = (tn + NR - 1) / NR, Kp = kend - kbeg;
     for (int p = tid; p < panels; p += nth) {
         int nt = tn - p * NR < NR ? tn - p * NR : NR;
-        pack_panel(packed + (size_t)p * NR * K, x, ldx, t0 + p * NR, nt, K);
+        pack_panel(packed + (size_t)p * NR * Kp, x + kbeg, ldx, t0 + p * NR, nt, Kp);
     }
 #ifdef EVA_HAVE_OPENMP
     if (team) {
@@ -262,10 +270,13 @@ static void gemm_block(float *out, float *packed, float *work, const float *x, c
     for (int t = tid; t < tiles; t += nth) {
         int c0 = t * MR, mr = C - c0 < MR ? C - c0 : MR;
         int next = t + nth < tiles ? (t + nth) * MR : -1;
-        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, K, kc, portable, mywork);
+        double(*dacc)[MR][NR] = dbig ? (double(*)[MR][NR])(dbig + (size_t)t * panels * MR * NR)
+                                     : (double(*)[MR][NR])(mywork + MR * KB);
+        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, kbeg, kend, kc, portable, mywork, dacc,
+                 kbeg == 0, kend == K);
     }
 #ifdef EVA_HAVE_OPENMP
-    if (team) { /* the next block repacks the buffer */
+    if (team) { /* the next call repacks the buffer */
 #pragma omp barrier
     }
 #endif
@@ -302,7 +313,7 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
     float *work = scratch + (size_t)tb * K;
     for (int t0 = 0; t0 < M; t0 += tb) {
         int tn = M - t0 < tb ? M - t0 : tb;
-        gemm_block(out, scratch, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, kc, portable, false);
+        gemm_block(out, scratch, work, NULL, x, w, bias, t0, tn, C, 0, K, K, ldx, ldw, ldo, kc, portable, false);
     }
 }
 
@@ -319,14 +330,26 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
     par = threads > 1 && (double)M * C * K > 2e5 && !omp_in_parallel();
 #endif
     if (!par) threads = 1;
-    const int tb = token_block(M, K);
-    size_t bytes = ((size_t)tb * K + (size_t)threads * work_floats()) * sizeof(float);
+    /* Long K (an MLP's second layer of a wide model): a token block sized to hold all of K in L2
+     * would be a sliver of the tokens and the weights would stream once per sliver; instead K is
+     * split into ranges (kspan columns) and the tiles' double sums persist across them (dbig). */
+    int tb = token_block(M, K), kspan = K;
+    const int tb_all = (int)((((int64_t)M < TB_MAX ? M : TB_MAX) + NR - 1) / NR * NR);
+    size_t dbig_n = 0;
+    if (tb < tb_all && K > 2 * KB) {
+        tb = tb_all;
+        kspan = (int)(PACK_BUDGET / tb) / KB * KB;
+        if (kspan < KB) kspan = KB;
+        dbig_n = (size_t)((C + MR - 1) / MR) * (size_t)(tb / NR) * MR * NR;
+    }
+    size_t bytes = ((size_t)tb * kspan + (size_t)threads * work_floats()) * sizeof(float) + dbig_n * sizeof(double);
     float *packed = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!packed) {
         gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
         return;
     }
-    float *work = packed + (size_t)tb * K;
+    float *work = packed + (size_t)tb * kspan;
+    double *dbig = dbig_n ? (double *)(work + (size_t)threads * work_floats()) : NULL;
     const bool portable = use_portable();
 #ifdef EVA_HAVE_OPENMP
 #pragma omp parallel num_threads(threads) if (par)
@@ -338,7 +361,11 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
 #endif
         for (int t0 = 0; t0 < M; t0 += tb) {
             int tn = M - t0 < tb ? M - t0 : tb;
-            gemm_block(out, packed, work, x, w, bias, t0, tn, C, K, ldx, ldw, ldo, KC, portable, team);
+            for (int k0 = 0; k0 < K; k0 += kspan) {
+                int k1 = K - k0 < kspan ? K : k0 + kspan;
+                gemm_block(out, packed, work, dbig, x, w, bias, t0, tn, C, k0, k1, K, ldx, ldw, ldo, KC, portable,
+                           team);
+            }
         }
     }
     free(packed);

@@ -150,6 +150,21 @@ START_TEST(test_numerics_model) {
 }
 END_TEST
 
+/* A long K (the parallel entry splits K into ranges and keeps double sums across them) gives the
+ * same bits as the serial entry, which never splits K. */
+START_TEST(test_long_k_split) {
+    const int M = 300, C = 50, K = 3000;
+    float *x = randv((size_t)M * K), *w = randv((size_t)C * K), *b = randv(C);
+    float *o1 = malloc(sizeof(float) * M * C), *o2 = malloc(sizeof(float) * M * C);
+    float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
+    eva_gemm_nt(o1, x, w, b, M, C, K, K, K, C, 0);
+    eva_gemm_nt_serial(o2, scratch, x, w, b, M, C, K, K, K, C, 0);
+    ck_assert(memcmp(o1, o2, sizeof(float) * M * C) == 0);
+    free(x), free(w), free(b), free(o1), free(o2), free(scratch);
+    check_gemm(M, 7, K, 2, true, RUN_PARALLEL);
+}
+END_TEST
+
 /* K = 0 is an empty sum: out = bias (or 0). */
 START_TEST(test_empty_k) {
     float b[3] = {1.5f, -2.0f, 0.25f}, out[6];
@@ -171,6 +186,7 @@ static Suite *gemm_suite(void) {
     tcase_add_test(tc, test_bit_identical);
     tcase_add_test(tc, test_empty_k);
     tcase_add_test(tc, test_numerics_model);
+    tcase_add_test(tc, test_long_k_split);
     suite_add_tcase(s, tc);
     return s;
 }
