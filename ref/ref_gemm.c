@@ -267,14 +267,23 @@ static void gemm_block(float *out, float *packed, float *work, double *dbig, con
 #endif
     const int tiles = (C + MR - 1) / MR;
     float *mywork = work + (size_t)tid * work_floats();
-    for (int t = tid; t < tiles; t += nth) {
-        int c0 = t * MR, mr = C - c0 < MR ? C - c0 : MR;
-        int next = t + nth < tiles ? (t + nth) * MR : -1;
-        double(*dacc)[MR][NR] = dbig ? (double(*)[MR][NR])(dbig + (size_t)t * panels * MR * NR)
-                                     : (double(*)[MR][NR])(mywork + MR * KB);
-        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, kbeg, kend, kc, portable, mywork, dacc,
-                 kbeg == 0, kend == K);
+#define TILE(t)                                                                                                 \
+    do {                                                                                                        \
+        int c0 = (t) * MR, mr = C - c0 < MR ? C - c0 : MR, next = (t) + nth < tiles ? ((t) + nth) * MR : -1;    \
+        double(*dacc)[MR][NR] = dbig ? (double(*)[MR][NR])(dbig + (size_t)(t) * panels * MR * NR)               \
+                                     : (double(*)[MR][NR])(mywork + MR * KB);                                   \
+        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, kbeg, kend, kc, portable, mywork, dacc, \
+                 kbeg == 0, kend == K);                                                                         \
+    } while (0)
+    if (team) { /* tiles handed out one at a time: a thread slowed down by the machine takes fewer */
+#ifdef EVA_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+        for (int t = 0; t < tiles; t++) TILE(t);
+    } else {
+        for (int t = 0; t < tiles; t++) TILE(t);
     }
+#undef TILE
 #ifdef EVA_HAVE_OPENMP
     if (team) { /* the next call repacks the buffer */
 #pragma omp barrier
