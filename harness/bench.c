@@ -137,7 +137,8 @@ eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o
             s->plan.device_bytes = (int64_t)eva_cuda_model_bytes_needed(&s->cfg, s->precision, o->max_batch);
             s->plan.device_free_bytes = (int64_t)di.free_bytes;
         }
-        snprintf(s->device, sizeof s->device, "gpu: %s (sm_%d%d, %.1f GiB, driver %d, runtime %d, cuBLAS %d, cuDNN %zu)",
+        snprintf(s->device, sizeof s->device,
+                 "gpu: %s (sm_%d%d, %.1f GiB, driver %d, runtime %d, cuBLAS %d, cuDNN %zu)",
                  di.name, di.sm_major, di.sm_minor, di.total_bytes / GIB, di.driver_version, di.runtime_version,
                  di.cublas_version, di.cudnn_version);
     }
@@ -237,8 +238,8 @@ eva_status eva_bench_inputs_make(eva_bench_inputs *in, const eva_config *cfg, ev
     return EVA_OK;
 nomem:
     eva_bench_inputs_free(in);
-    return eva_fail(EVA_ERR_NOMEM, "bench: cannot allocate %d input batches of %lld values", eva_bench_rotation(cfg, tower, batch),
-                    (long long)n);
+    return eva_fail(EVA_ERR_NOMEM, "bench: cannot allocate %d input batches of %lld values",
+                    eva_bench_rotation(cfg, tower, batch), (long long)n);
 }
 
 void eva_bench_inputs_free(eva_bench_inputs *in) {
@@ -608,7 +609,8 @@ eva_status eva_profile_run(eva_profile *p, eva_backend *b, const eva_config *cfg
     }
     eva_status st = EVA_OK;
     for (int i = 0; i <= ntaps && st == EVA_OK; i++)
-        if (!(p->rows[i].ms = calloc((size_t)iters, sizeof(double)))) st = eva_fail(EVA_ERR_NOMEM, "profile: out of memory");
+        if (!(p->rows[i].ms = calloc((size_t)iters, sizeof(double))))
+            st = eva_fail(EVA_ERR_NOMEM, "profile: out of memory");
     eva_bench_inputs in;
     if (st == EVA_OK) st = eva_bench_inputs_make(&in, cfg, tower, batch, seed);
     if (st != EVA_OK) {

@@ -216,7 +216,8 @@ int eva_cmd_bench(int argc, char **argv) {
                eva_impl_name(s.impl), eva_precision_name(s.precision), s.weights_desc,
                o.weights ? "" : " (random weights: timings only, outputs meaningless)");
         printf("device: %s\nbuild: %s (%s), %s, %s, gemm kernel %s%s\n", s.device, si.version, si.git_rev,
-               si.compiler, si.flags, eva_gemm_kernel_name(), si.sanitizers ? ", SANITIZERS (timings not meaningful)" : "");
+               si.compiler, si.flags, eva_gemm_kernel_name(),
+               si.sanitizers ? ", SANITIZERS (timings not meaningful)" : "");
         printf("memory: fp32 weights %.1f MiB, largest batch activations %.1f MiB, inputs %.1f MiB; %.1f MiB "
                "available\n\n",
                mib(s.plan.weight_bytes), mib(s.plan.activation_bytes), mib(s.plan.input_bytes),

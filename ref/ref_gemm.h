@@ -35,8 +35,8 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
 /* The same product on one thread with caller-provided packing scratch of
  * eva_gemm_scratch_floats(M, K) floats (for callers already inside a parallel region, such as
  * attention over heads). kc (1..EVA_GEMM_KC; <= 0 or larger: EVA_GEMM_KC) sets the products per
- * float partial sum, for callers that need shorter float chains (attention scores: 8, the
- * precision of 8-lane dot products). Results equal eva_gemm_nt's when kc = EVA_GEMM_KC. */
+ * float partial sum, for callers that need shorter float chains (attention scores: 16, close to
+ * the precision of 8-lane dot products). Results equal eva_gemm_nt's when kc = EVA_GEMM_KC. */
 void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
                         int K, int ldx, int ldw, int ldo, int kc);
 int64_t eva_gemm_scratch_floats(int M, int K);
