@@ -12,6 +12,7 @@
 #include "eva_tensors.h"
 #include "ref_gemm.h"
 #include "ref_model.h"
+#include "ref_ops.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define OVERHEAD_BYTES ((int64_t)96 << 20) /* process image, libraries, packing buffers */
@@ -21,10 +22,45 @@ const char *eva_bench_tower_name(eva_bench_tower t) { return t == EVA_BENCH_TEXT
 
 /* ---- memory ---------------------------------------------------------------------------------- */
 
+/* The largest packing allocation the reference's SGEMM makes during a forward (linear layers,
+ * and the per-thread buffers of attention). */
+static int64_t gemm_alloc_bytes(const eva_config *cfg, eva_bench_tower tower, int batch) {
+    const int th = eva_ref_threads();
+    int64_t mx = 0;
+#define SHAPE(M, C, K)                                                            \
+    do {                                                                          \
+        int64_t b_ = eva_gemm_nt_alloc_bytes((int)(M), (int)(C), (int)(K), th);   \
+        if (b_ > mx) mx = b_;                                                     \
+    } while (0)
+    int N, D, F, d;
+    int64_t rows;
+    if (tower == EVA_BENCH_TEXT) {
+        const eva_text_config *t = &cfg->text;
+        N = t->context_length, D = t->width, F = t->mlp_hidden, d = t->heads > 0 ? t->width / t->heads : 1;
+        rows = (int64_t)batch * N;
+        SHAPE(rows, 3 * D, D);
+        SHAPE(rows, F, D);
+        SHAPE(rows, D, F);
+    } else {
+        const eva_vision_config *v = &cfg->vision;
+        int G = v->patch_size > 0 ? v->image_size / v->patch_size : 0;
+        N = G * G + 1, D = v->width, F = v->mlp_hidden, d = v->head_dim;
+        rows = (int64_t)batch * N;
+        SHAPE(rows, v->qkv == EVA_QKV_FUSED ? 3 * D : D, D);
+        SHAPE(rows, F, D);
+        SHAPE(rows, D, F);
+        SHAPE((int64_t)batch * G * G, D, 3 * v->patch_size * v->patch_size);
+    }
+#undef SHAPE
+    int64_t a1 = eva_gemm_scratch_floats(N, d), a2 = eva_gemm_scratch_floats(N, N);
+    int64_t attn = (a1 > a2 ? a1 : a2) * (int64_t)sizeof(float) * th;
+    return mx > attn ? mx : attn;
+}
+
 int64_t eva_bench_activation_bytes(const eva_config *cfg, eva_bench_tower tower, int batch) {
     int64_t f = tower == EVA_BENCH_TEXT ? eva_ref_text_workspace_floats(cfg, batch)
                                         : eva_ref_image_workspace_floats(cfg, batch);
-    return f * (int64_t)sizeof(float);
+    return f * (int64_t)sizeof(float) + gemm_alloc_bytes(cfg, tower, batch);
 }
 
 static int64_t input_floats(const eva_config *cfg, eva_bench_tower tower, int batch) {

@@ -28,7 +28,7 @@ const char *eva_bench_tower_name(eva_bench_tower t); /* "image" | "text" */
 
 typedef struct {
     int64_t weight_bytes;     /* fp32 tensor arena (both towers: the loader keeps them all) */
-    int64_t activation_bytes; /* reference workspace of the largest batch (towers run one at a time) */
+    int64_t activation_bytes; /* reference workspace + SGEMM packing of the largest batch (towers run one at a time) */
     int64_t input_bytes;      /* rotating input buffers and the features of the largest batch */
     int64_t overhead_bytes;   /* process, libraries, GEMM packing buffers (a fixed allowance) */
     int64_t total_bytes;      /* the sum: what the run needs on the host */
@@ -37,7 +37,8 @@ typedef struct {
     int64_t device_free_bytes;/* --impl cuda: free device bytes, else -1 */
 } eva_mem_plan;
 
-/* Activation bytes of one batch of a tower (the reference's workspace). */
+/* Activation bytes of one batch of a tower: the reference's workspace plus the largest packing
+ * buffer its SGEMM allocates during the forward (linear layers or attention). */
 int64_t eva_bench_activation_bytes(const eva_config *cfg, eva_bench_tower tower, int batch);
 /* Fills the plan for running `towers` (bit 1 image, bit 2 text) at batches up to max_batch. */
 eva_status eva_bench_plan_memory(eva_mem_plan *p, const eva_config *cfg, int towers, int max_batch);

@@ -326,6 +326,35 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
     }
 }
 
+/* The blocking of the parallel entry and the bytes it allocates. Long K (an MLP's second layer of
+ * a wide model): a token block sized to hold all of K in L2 would be a sliver of the tokens and
+ * the weights would stream once per sliver; instead K is split into ranges (kspan columns) and
+ * the tiles' double sums persist across them (dbig_n doubles). */
+typedef struct {
+    int tb, kspan;
+    size_t dbig_n, bytes;
+} gemm_plan;
+
+static gemm_plan plan_parallel(int M, int C, int K, int threads) {
+    gemm_plan pl = {token_block(M, K), K, 0, 0};
+    const int tb_all = (int)((((int64_t)M < TB_MAX ? M : TB_MAX) + NR - 1) / NR * NR);
+    if (pl.tb < tb_all && K > 2 * KB) {
+        pl.tb = tb_all;
+        pl.kspan = (int)(PACK_BUDGET / pl.tb) / KB * KB;
+        if (pl.kspan < KB) pl.kspan = KB;
+        pl.dbig_n = (size_t)((C + MR - 1) / MR) * (size_t)(pl.tb / NR) * MR * NR;
+    }
+    pl.bytes = ((size_t)pl.tb * pl.kspan + (size_t)(threads > 0 ? threads : 1) * work_floats()) * sizeof(float) +
+               pl.dbig_n * sizeof(double);
+    pl.bytes = (pl.bytes + 63) & ~(size_t)63;
+    return pl;
+}
+
+int64_t eva_gemm_nt_alloc_bytes(int M, int C, int K, int threads) {
+    if (M <= 0 || C <= 0 || K <= 0) return 0;
+    return (int64_t)plan_parallel(M, C, K, threads).bytes;
+}
+
 void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                  int ldw, int ldo, int threads) {
     if (M <= 0 || C <= 0) return;
@@ -339,20 +368,11 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
     par = threads > 1 && (double)M * C * K > 2e5 && !omp_in_parallel();
 #endif
     if (!par) threads = 1;
-    /* Long K (an MLP's second layer of a wide model): a token block sized to hold all of K in L2
-     * would be a sliver of the tokens and the weights would stream once per sliver; instead K is
-     * split into ranges (kspan columns) and the tiles' double sums persist across them (dbig). */
-    int tb = token_block(M, K), kspan = K;
-    const int tb_all = (int)((((int64_t)M < TB_MAX ? M : TB_MAX) + NR - 1) / NR * NR);
-    size_t dbig_n = 0;
-    if (tb < tb_all && K > 2 * KB) {
-        tb = tb_all;
-        kspan = (int)(PACK_BUDGET / tb) / KB * KB;
-        if (kspan < KB) kspan = KB;
-        dbig_n = (size_t)((C + MR - 1) / MR) * (size_t)(tb / NR) * MR * NR;
-    }
-    size_t bytes = ((size_t)tb * kspan + (size_t)threads * work_floats()) * sizeof(float) + dbig_n * sizeof(double);
-    float *packed = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    gemm_plan pl = plan_parallel(M, C, K, threads);
+    size_t bytes = pl.bytes;
+    int tb = pl.tb, kspan = pl.kspan;
+    size_t dbig_n = pl.dbig_n;
+    float *packed = aligned_alloc(64, bytes);
     if (!packed) {
         gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
         return;

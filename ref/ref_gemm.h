@@ -32,6 +32,9 @@
 void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                  int ldw, int ldo, int threads);
 
+/* Bytes eva_gemm_nt allocates for this product on `threads` threads (memory planning). */
+int64_t eva_gemm_nt_alloc_bytes(int M, int C, int K, int threads);
+
 /* The same product on one thread with caller-provided packing scratch of
  * eva_gemm_scratch_floats(M, K) floats (for callers already inside a parallel region, such as
  * attention over heads). kc (1..EVA_GEMM_KC; <= 0 or larger: EVA_GEMM_KC) sets the products per
