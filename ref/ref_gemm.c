@@ -103,23 +103,34 @@ static void pack_panel(float *dst, const float *x, int ldx, int t0, int nt, int 
  * panels); panel: a packed token panel. The float sums restart every KC products and are folded into dacc
  * (double). */
 
-/* Portable: plain loops; the j loops are unit-stride over NR and vectorise. fmaf keeps the float
- * operations identical to the AVX-512 kernel (one rounding per multiply-add). */
+/* One multiply-add: fused where the target has a fast fma (then bit-identical to the AVX-512
+ * kernel), else multiply then add (a libm fmaf call per product would be ~50x slower). */
+#ifdef FP_FAST_FMAF
+#define MADD(a, x, acc) fmaf(a, x, acc)
+#else
+#define MADD(a, x, acc) ((acc) + (a) * (x))
+#endif
+
+/* Portable: plain loops over a 6 x 16 sub-tile at a time (small enough for the compiler to keep
+ * in vector registers), the j loop unit-stride over 16 tokens. Every output still gets the same
+ * chains of at most kc products as in the AVX-512 kernel. */
 static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
-    for (int k0 = 0; k0 < klen; k0 += kc) {
-        int k1 = k0 + kc < klen ? k0 + kc : klen;
-        float acc[MR][NR];
-        memset(acc, 0, sizeof acc);
-        for (int k = k0; k < k1; k++) {
-            const float *xk = panel + (size_t)k * NR;
-            for (int i = 0; i < MR; i++) {
-                const float a = wt[i * KB + k];
-                for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a, xk[j], acc[i][j]);
+    enum { SR = 6, SN = 16 };
+    for (int i0 = 0; i0 < MR; i0 += SR)
+        for (int j0 = 0; j0 < NR; j0 += SN)
+            for (int k0 = 0; k0 < klen; k0 += kc) {
+                int k1 = k0 + kc < klen ? k0 + kc : klen;
+                float acc[SR][SN] = {{0}};
+                for (int k = k0; k < k1; k++) {
+                    const float *xk = panel + (size_t)k * NR + j0;
+                    for (int i = 0; i < SR; i++) {
+                        const float a = wt[(i0 + i) * KB + k];
+                        for (int j = 0; j < SN; j++) acc[i][j] = MADD(a, xk[j], acc[i][j]);
+                    }
+                }
+                for (int i = 0; i < SR; i++)
+                    for (int j = 0; j < SN; j++) dacc[i0 + i][j0 + j] += (double)acc[i][j];
             }
-        }
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) dacc[i][j] += (double)acc[i][j];
-    }
 }
 
 #ifdef EVA_GEMM_AVX512
@@ -291,7 +302,8 @@ static void gemm_block(float *out, float *packed, float *work, double *dbig, con
 #endif
 }
 
-/* Unpacked fallback when no packing buffer can be had: same float blocks, slow. */
+/* Unpacked fallback when no packing buffer can be had: the same float chains and double sums (so
+ * the same bits), slowly. */
 static void gemm_naive(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                        int ldw, int ldo, int kc) {
     for (int t = 0; t < M; t++)
@@ -300,7 +312,7 @@ static void gemm_naive(float *out, const float *x, const float *w, const float *
             double s = 0.0;
             for (int k0 = 0; k0 < K; k0 += kc) {
                 float f = 0.0f;
-                for (int k = k0; k < k0 + kc && k < K; k++) f = fmaf(wr[k], xr[k], f);
+                for (int k = k0; k < k0 + kc && k < K; k++) f = MADD(wr[k], xr[k], f);
                 s += f;
             }
             out[(size_t)t * ldo + c] = (float)(s + (bias ? (double)bias[c] : 0.0));
@@ -311,6 +323,10 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
                         int K, int ldx, int ldw, int ldo, int kc) {
     if (M <= 0 || C <= 0) return;
     if (kc <= 0 || kc > KC) kc = KC;
+    if (!scratch) { /* no packing buffer: the same sums by plain loops */
+        gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo, kc);
+        return;
+    }
     if (K <= 0) { /* empty sum: bias only */
         for (int t = 0; t < M; t++)
             for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;

@@ -39,7 +39,8 @@ int64_t eva_gemm_nt_alloc_bytes(int M, int C, int K, int threads);
  * eva_gemm_scratch_floats(M, K) floats (for callers already inside a parallel region, such as
  * attention over heads). kc (1..EVA_GEMM_KC; <= 0 or larger: EVA_GEMM_KC) sets the products per
  * float partial sum, for callers that need shorter float chains (attention scores: 16, close to
- * the precision of 8-lane dot products). Results equal eva_gemm_nt's when kc = EVA_GEMM_KC. */
+ * the precision of 8-lane dot products). Results equal eva_gemm_nt's when kc = EVA_GEMM_KC.
+ * scratch NULL: the same sums by plain loops (slow; for callers whose allocation failed). */
 void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
                         int K, int ldx, int ldw, int ldo, int kc);
 int64_t eva_gemm_scratch_floats(int M, int K);
