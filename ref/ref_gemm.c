@@ -57,6 +57,14 @@ static bool use_portable(void) {
 #endif
 }
 
+bool eva_gemm_fused(void) {
+#ifdef FP_FAST_FMAF
+    return true;
+#else
+    return !use_portable();
+#endif
+}
+
 const char *eva_gemm_kernel_name(void) { return use_portable() ? "portable" : "avx512"; }
 
 /* Tokens per packed block: as many panels as fit the budget (at least one, at most TB_MAX),

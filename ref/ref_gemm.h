@@ -48,6 +48,9 @@ int64_t eva_gemm_scratch_floats(int M, int K);
 /* Selects the portable micro-kernel even where the AVX-512 one is compiled (tests; also the
  * environment variable EVA_GEMM_PORTABLE=1). Returns the previous setting. */
 bool eva_gemm_force_portable(bool on);
+/* True when the kernels fuse each multiply-add (one rounding: the target has a fast fma; always
+ * with the AVX-512 kernel), false when they multiply then add. */
+bool eva_gemm_fused(void);
 /* "avx512" or "portable": the micro-kernel the next call will use. */
 const char *eva_gemm_kernel_name(void);
 

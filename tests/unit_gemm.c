@@ -128,6 +128,7 @@ static void check_bit_exact(int M, int C, int K, int kc, bool portable) {
     float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
     bool prev = eva_gemm_force_portable(portable);
     eva_gemm_nt_serial(out, scratch, x, w, b, M, C, K, K, K, C, kc);
+    const bool fused = eva_gemm_fused(); /* as the kernel that ran */
     eva_gemm_force_portable(prev);
     const int chain = kc > 0 ? kc : EVA_GEMM_KC;
     for (int i = 0; i < M; i++)
@@ -136,11 +137,8 @@ static void check_bit_exact(int M, int C, int K, int kc, bool portable) {
             for (int k0 = 0; k0 < K; k0 += chain) {
                 float f = 0.0f;
                 for (int k = k0; k < k0 + chain && k < K; k++) {
-#ifdef FP_FAST_FMAF /* the kernels fuse the multiply-add where the target has a fast fma */
-                    f = fmaf(w[(size_t)j * K + k], x[(size_t)i * K + k], f);
-#else
-                    f = f + w[(size_t)j * K + k] * x[(size_t)i * K + k];
-#endif
+                    float a = w[(size_t)j * K + k], xv = x[(size_t)i * K + k];
+                    f = fused ? fmaf(a, xv, f) : f + a * xv;
                 }
                 s += f;
             }
