@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cmds.h"
 #include "eva_image.h"
 #include "zeroshot.h"
@@ -41,25 +42,6 @@ static const char *cl_usage =
     "\n"
     "Exit status: 0 every image classified, 2 bad usage or an unreadable image (the others are still\n"
     "classified), 3 internal failure.\n";
-
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
-static int fail_exit(eva_status st) {
-    fprintf(stderr, "evabench classify: %s\n", eva_last_error());
-    int code = eva_status_exit_code(st);
-    return code == 0 ? 3 : code;
-}
 
 int eva_cmd_classify(int argc, char **argv) {
     const char *weights = NULL, *variant = NULL, *config_path = NULL, *labels_s = NULL;
@@ -86,15 +68,15 @@ int eva_cmd_classify(int argc, char **argv) {
             free(images);
             return 0;
         }
-        if ((r = opt_value(argc, argv, &i, "--weights", &weights)) ||
-            (r = opt_value(argc, argv, &i, "--variant", &variant)) ||
-            (r = opt_value(argc, argv, &i, "--config", &config_path)) ||
-            (r = opt_value(argc, argv, &i, "--labels", &labels_s)) ||
-            (r = opt_value(argc, argv, &i, "--templates", &templates_s)) ||
-            (r = opt_value(argc, argv, &i, "--impl", &impl_s)) ||
-            (r = opt_value(argc, argv, &i, "--precision", &prec_s)) ||
-            (r = opt_value(argc, argv, &i, "--top", &top_s)) ||
-            (r = opt_value(argc, argv, &i, "--json", &json_out))) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--weights", &weights)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--variant", &variant)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--config", &config_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--labels", &labels_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--templates", &templates_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--impl", &impl_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--precision", &prec_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--top", &top_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--json", &json_out))) {
             if (r < 0) {
                 fprintf(stderr, "evabench classify: option %s needs a value (see --help)\n", argv[i]);
                 free(images);
@@ -208,7 +190,7 @@ int eva_cmd_classify(int argc, char **argv) {
     code = n_failed ? 2 : 0;
     goto done;
 fail:
-    code = fail_exit(st);
+    code = eva_cli_fail("classify", st);
 done:
     cJSON_Delete(root);
     free(json_text);

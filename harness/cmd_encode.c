@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cli.h"
 #include "cmds.h"
 #include "eva_image.h"
 #include "eva_tokenizer.h"
@@ -51,25 +52,6 @@ static const char *encode_usage =
     "\n"
     "Exit status: 0 success, 2 bad usage or input (missing or corrupt file, wrong shape, bad token id, ...),\n"
     "3 internal failure.\n";
-
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
-static int fail_exit(eva_status st) {
-    fprintf(stderr, "evabench encode: %s\n", eva_last_error());
-    int code = eva_status_exit_code(st);
-    return code == 0 ? 3 : code;
-}
 
 /* Builds the inputs from --image files (open_clip's evaluation transform at the config's size)
  * and --text strings (the CLIP tokenizer at the config's context length). */
@@ -125,14 +107,14 @@ int eva_cmd_encode(int argc, char **argv) {
             fputs(encode_usage, stdout);
             return 0;
         }
-        if ((r = opt_value(argc, argv, &i, "--weights", &weights)) ||
-            (r = opt_value(argc, argv, &i, "--variant", &variant)) ||
-            (r = opt_value(argc, argv, &i, "--config", &config_path)) ||
-            (r = opt_value(argc, argv, &i, "--inputs", &inputs_path)) ||
-            (r = opt_value(argc, argv, &i, "--out", &out_path)) ||
-            (r = opt_value(argc, argv, &i, "--impl", &impl_s)) ||
-            (r = opt_value(argc, argv, &i, "--precision", &prec_s)) ||
-            (r = opt_value(argc, argv, &i, "--batch", &batch_s))) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--weights", &weights)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--variant", &variant)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--config", &config_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--inputs", &inputs_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--out", &out_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--impl", &impl_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--precision", &prec_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--batch", &batch_s))) {
             if (r < 0) {
                 fprintf(stderr, "evabench encode: option %s needs a value (see --help)\n", argv[i]);
                 return 2;
@@ -198,7 +180,7 @@ int eva_cmd_encode(int argc, char **argv) {
     eva_precision prec;
     if ((st = eva_impl_parse(&impl, impl_s)) != EVA_OK || (st = eva_precision_parse(&prec, prec_s)) != EVA_OK ||
         (st = eva_backend_check(impl, prec)) != EVA_OK)
-        return fail_exit(st);
+        return eva_cli_fail("encode", st);
 
     int code = 3;
     eva_config cfg;
@@ -316,7 +298,7 @@ int eva_cmd_encode(int argc, char **argv) {
     code = 0;
     goto done;
 fail:
-    code = fail_exit(st);
+    code = eva_cli_fail("encode", st);
     if (out.file > 0) {
         eva_h5out_close(&out);
         remove(out_path); /* never leave a half-written output */

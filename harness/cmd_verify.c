@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cli.h"
 #include "cmds.h"
 #include "compare.h"
 #include "golden.h"
@@ -46,20 +47,6 @@ static const char *verify_usage =
     "\n"
     "Exit status: 0 every tap passes, 1 a tap fails (or one the implementation cannot produce, N/A),\n"
     "2 bad usage or input (unknown tap, wrong shape, corrupt file, ...), 3 internal failure.\n";
-
-/* --name VALUE or --name=VALUE. Returns 1 matched (value in *out), 0 not this option, -1 no value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
 
 typedef struct {
     const eva_golden *g;
@@ -121,12 +108,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int fail_exit(eva_status st) {
-    fprintf(stderr, "evabench verify: %s\n", eva_last_error());
-    int code = eva_status_exit_code(st);
-    return code == 0 ? 3 : code;
-}
-
 static bool shapes_equal(int na, const int64_t *a, int nb, const int64_t *b) {
     if (na != nb) return false;
     for (int i = 0; i < na; i++)
@@ -143,14 +124,14 @@ int eva_cmd_verify(int argc, char **argv) {
             fputs(verify_usage, stdout);
             return 0;
         }
-        if ((r = opt_value(argc, argv, &i, "--golden", &golden_path)) ||
-            (r = opt_value(argc, argv, &i, "--weights", &weights_arg)) ||
-            (r = opt_value(argc, argv, &i, "--variant", &variant)) ||
-            (r = opt_value(argc, argv, &i, "--config", &config_path)) ||
-            (r = opt_value(argc, argv, &i, "--impl", &impl_s)) ||
-            (r = opt_value(argc, argv, &i, "--precision", &prec_s)) ||
-            (r = opt_value(argc, argv, &i, "--json", &json_out)) ||
-            (r = opt_value(argc, argv, &i, "--report", &md_out))) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--golden", &golden_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--weights", &weights_arg)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--variant", &variant)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--config", &config_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--impl", &impl_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--precision", &prec_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--json", &json_out)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--report", &md_out))) {
             if (r < 0) {
                 fprintf(stderr, "evabench verify: option %s needs a value (see --help)\n", argv[i]);
                 return 2;
@@ -170,7 +151,7 @@ int eva_cmd_verify(int argc, char **argv) {
     eva_precision prec;
     if ((st = eva_impl_parse(&impl, impl_s)) != EVA_OK || (st = eva_precision_parse(&prec, prec_s)) != EVA_OK ||
         (st = eva_backend_check(impl, prec)) != EVA_OK)
-        return fail_exit(st);
+        return eva_cli_fail("verify", st);
 
     int code = 3;
     eva_golden g;
@@ -189,7 +170,7 @@ int eva_cmd_verify(int argc, char **argv) {
     char weights_path[1100];
     char cfg_src[1200];
 
-    if ((st = eva_golden_open(&g, golden_path)) != EVA_OK) return fail_exit(st);
+    if ((st = eva_golden_open(&g, golden_path)) != EVA_OK) return eva_cli_fail("verify", st);
     const char *source = NULL;
     snprintf(cfg_src, sizeof cfg_src, "%s (config attribute)", golden_path);
     if ((st = eva_resolve_config(&cfg, &source, config_path, variant, g.config_json, cfg_src, NULL)) != EVA_OK)
@@ -425,7 +406,7 @@ int eva_cmd_verify(int argc, char **argv) {
 fail_names:
     free(names);
 fail:
-    code = fail_exit(st);
+    code = eva_cli_fail("verify", st);
 done:
     if (cap.data)
         for (int k = 0; k < g.n_acts; k++) free(cap.data[k]);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cmds.h"
 #include "eva_image.h"
 #include "zeroshot.h"
@@ -59,33 +60,6 @@ static const char *zs_usage =
     "always. Unreadable or non-image files are reported, counted, skipped and listed in the JSON.\n"
     "Exit status: 0 the run completed, 2 bad usage or input (missing folder, no classes, class-name\n"
     "count mismatch, no readable image, ...), 3 internal failure.\n";
-
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-static int fail_exit(eva_status st) {
-    fprintf(stderr, "evabench zeroshot: %s\n", eva_last_error());
-    int code = eva_status_exit_code(st);
-    return code == 0 ? 3 : code;
-}
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -128,20 +102,20 @@ int eva_cmd_zeroshot(int argc, char **argv) {
             no_cache = true;
             continue;
         }
-        if ((r = opt_value(argc, argv, &i, "--weights", &weights)) ||
-            (r = opt_value(argc, argv, &i, "--variant", &variant)) ||
-            (r = opt_value(argc, argv, &i, "--config", &config_path)) ||
-            (r = opt_value(argc, argv, &i, "--data", &data)) ||
-            (r = opt_value(argc, argv, &i, "--dataset", &dataset_s)) ||
-            (r = opt_value(argc, argv, &i, "--classnames", &classnames_path)) ||
-            (r = opt_value(argc, argv, &i, "--templates", &templates_s)) ||
-            (r = opt_value(argc, argv, &i, "--impl", &impl_s)) ||
-            (r = opt_value(argc, argv, &i, "--precision", &prec_s)) ||
-            (r = opt_value(argc, argv, &i, "--batch", &batch_s)) ||
-            (r = opt_value(argc, argv, &i, "--limit", &limit_s)) ||
-            (r = opt_value(argc, argv, &i, "--json", &json_out)) ||
-            (r = opt_value(argc, argv, &i, "--predictions", &pred_out)) ||
-            (r = opt_value(argc, argv, &i, "--cache-dir", &cache_dir))) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--weights", &weights)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--variant", &variant)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--config", &config_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--data", &data)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--dataset", &dataset_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--classnames", &classnames_path)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--templates", &templates_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--impl", &impl_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--precision", &prec_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--batch", &batch_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--limit", &limit_s)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--json", &json_out)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--predictions", &pred_out)) ||
+            (r = eva_cli_opt_value(argc, argv, &i, "--cache-dir", &cache_dir))) {
             if (r < 0) {
                 fprintf(stderr, "evabench zeroshot: option %s needs a value (see --help)\n", argv[i]);
                 return 2;
@@ -156,11 +130,11 @@ int eva_cmd_zeroshot(int argc, char **argv) {
         return 2;
     }
     long batch = 32, limit = 0;
-    if (parse_int(batch_s, 1, 4096, &batch)) {
+    if (!eva_cli_parse_long(batch_s, 1, 4096, &batch)) {
         fprintf(stderr, "evabench zeroshot: --batch '%s': expected an integer in [1, 4096]\n", batch_s);
         return 2;
     }
-    if (limit_s && parse_int(limit_s, 1, 1L << 40, &limit)) {
+    if (limit_s && !eva_cli_parse_long(limit_s, 1, 1L << 40, &limit)) {
         fprintf(stderr, "evabench zeroshot: --limit '%s': expected a positive integer\n", limit_s);
         return 2;
     }
@@ -176,7 +150,7 @@ int eva_cmd_zeroshot(int argc, char **argv) {
     eva_precision prec;
     if ((st = eva_impl_parse(&impl, impl_s)) != EVA_OK || (st = eva_precision_parse(&prec, prec_s)) != EVA_OK ||
         (st = eva_backend_check(impl, prec)) != EVA_OK)
-        return fail_exit(st);
+        return eva_cli_fail("zeroshot", st);
 
     int code = 3;
     eva_zs_session sess;
@@ -506,7 +480,7 @@ int eva_cmd_zeroshot(int argc, char **argv) {
     }
     goto done;
 fail:
-    code = fail_exit(st);
+    code = eva_cli_fail("zeroshot", st);
 done:
     if (pred) fclose(pred);
     cJSON_Delete(root);
