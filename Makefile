@@ -2,6 +2,7 @@
 #   make run   build (Release) and run the bundled default job, writing reports/
 #   make test  build with ASan+UBSan and run every ctest suite
 # Each first installs the Debian packages it needs (harness/deps.sh).
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 BUILD ?= build
 TEST_BUILD ?= build-test

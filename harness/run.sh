@@ -55,9 +55,8 @@ for line in "${summary[@]}"; do echo "$line"; done
 echo
 echo "reports: $REPORTS/verify-<golden>.md and .json"
 
-# ---- benchmark (later issues) -----------------------------------------------------------------
-# The bench issue appends a short benchmark here (evabench bench ... --json reports/bench-*.json)
-# and adds its lines to the summary above. Keep the verification above first: validate, then time.
-# ----------------------------------------------------------------------------------------------
+# ---- benchmark: validate first (above), then time ------------------------------------------------
+echo
+bash "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh" "$EVABENCH" || status=$?
 
 exit $status
