@@ -1,26 +1,24 @@
 /* ref_ops.c: the reference ops of ref_ops.h (and the l2-normalise / logits ops of ref_model.h).
  *
- * Owns the arithmetic only: no allocation, no op ordering. The one performance-sensitive op is
- * eva_ref_linear: a 3x4 register tile of dot products (x rows against w rows, both contiguous
- * along K), 8-lane float partial sums over K blocks of 512, each block sum folded into a double
- * accumulator, OpenMP over (row chunk, column panel) jobs. An AVX2/FMA path is used when the
- * compiler targets it, a portable lane-array path otherwise; both give the same block structure.
- * A tuned SGEMM may later replace the internals; the signature stays.
+ * Owns the arithmetic only: no op ordering, no workspace of its own (the SGEMM behind linear and
+ * attention allocates its packing buffers, a few MiB at most). The performance-sensitive ops
+ * are eva_ref_linear, which is the reference SGEMM of ref_gemm.c (packed token panels, cache-
+ * blocked weights, OpenMP over output tiles, float chains of at most 64 products folded into
+ * double), and eva_ref_attention, which runs both products of each (batch, head) pair through
+ * the same SGEMM on one thread each (score chains of 16 products) with a one-exp softmax.
  */
 #include "ref_ops.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ref_gemm.h"
 #include "ref_model.h"
 
 #ifdef EVA_HAVE_OPENMP
 #include <omp.h>
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define EVA_LINEAR_AVX2 1
 #endif
 
 int eva_ref_threads(void) {
@@ -42,107 +40,10 @@ static int thread_id(void) {
 
 /* ---- linear ---------------------------------------------------------------------------------- */
 
-#define LIN_KB 512 /* K block: float partial sums over at most 512 products (64 per lane) */
-#define LIN_MR 3   /* rows of x per tile */
-#define LIN_NR 4   /* rows of w (output columns) per tile */
-#define LIN_MB 48  /* rows of x per job (multiple of LIN_MR) */
-#define LIN_NB 64  /* rows of w per job (multiple of LIN_NR) */
-
-#ifdef EVA_LINEAR_AVX2
-static inline double hsum_pd(__m256 a) {
-    __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
-    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
-}
-#endif
-
-/* acc[i][j] = sum_k x_i[k] * w_j[k] for a 3x4 tile (rows may repeat: the caller pads edges). */
-static void linear_tile(double acc[LIN_MR][LIN_NR], const float *const xr[LIN_MR], const float *const wr[LIN_NR],
-                        int K) {
-    for (int i = 0; i < LIN_MR; i++)
-        for (int j = 0; j < LIN_NR; j++) acc[i][j] = 0.0;
-    int kv = K & ~7; /* the 8-lane part; K % 8 products follow in double */
-    for (int k0 = 0; k0 < kv; k0 += LIN_KB) {
-        int kend = k0 + LIN_KB < kv ? k0 + LIN_KB : kv;
-#ifdef EVA_LINEAR_AVX2
-        const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2];
-        const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-        __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        __m256 a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        for (int k = k0; k < kend; k += 8) {
-            __m256 X0 = _mm256_loadu_ps(x0 + k), X1 = _mm256_loadu_ps(x1 + k), X2 = _mm256_loadu_ps(x2 + k);
-            __m256 W = _mm256_loadu_ps(w0 + k);
-            a00 = _mm256_fmadd_ps(X0, W, a00);
-            a10 = _mm256_fmadd_ps(X1, W, a10);
-            a20 = _mm256_fmadd_ps(X2, W, a20);
-            W = _mm256_loadu_ps(w1 + k);
-            a01 = _mm256_fmadd_ps(X0, W, a01);
-            a11 = _mm256_fmadd_ps(X1, W, a11);
-            a21 = _mm256_fmadd_ps(X2, W, a21);
-            W = _mm256_loadu_ps(w2 + k);
-            a02 = _mm256_fmadd_ps(X0, W, a02);
-            a12 = _mm256_fmadd_ps(X1, W, a12);
-            a22 = _mm256_fmadd_ps(X2, W, a22);
-            W = _mm256_loadu_ps(w3 + k);
-            a03 = _mm256_fmadd_ps(X0, W, a03);
-            a13 = _mm256_fmadd_ps(X1, W, a13);
-            a23 = _mm256_fmadd_ps(X2, W, a23);
-        }
-        acc[0][0] += hsum_pd(a00); acc[0][1] += hsum_pd(a01); acc[0][2] += hsum_pd(a02); acc[0][3] += hsum_pd(a03);
-        acc[1][0] += hsum_pd(a10); acc[1][1] += hsum_pd(a11); acc[1][2] += hsum_pd(a12); acc[1][3] += hsum_pd(a13);
-        acc[2][0] += hsum_pd(a20); acc[2][1] += hsum_pd(a21); acc[2][2] += hsum_pd(a22); acc[2][3] += hsum_pd(a23);
-#else
-        float lane[LIN_MR][LIN_NR][8];
-        memset(lane, 0, sizeof lane);
-        for (int k = k0; k < kend; k += 8)
-            for (int i = 0; i < LIN_MR; i++)
-                for (int j = 0; j < LIN_NR; j++)
-                    for (int l = 0; l < 8; l++) lane[i][j][l] += xr[i][k + l] * wr[j][k + l];
-        for (int i = 0; i < LIN_MR; i++)
-            for (int j = 0; j < LIN_NR; j++) {
-                double s = 0.0;
-                for (int l = 0; l < 8; l++) s += (double)lane[i][j][l];
-                acc[i][j] += s;
-            }
-#endif
-    }
-    /* tail (K mod 8 products, or all of K < 8) in double */
-    for (int i = 0; i < LIN_MR; i++)
-        for (int j = 0; j < LIN_NR; j++) {
-            double s = 0.0;
-            for (int k = kv; k < K; k++) s += (double)xr[i][k] * (double)wr[j][k];
-            acc[i][j] += s;
-        }
-}
-
 void eva_ref_linear(float *out, const float *x, const float *w, const float *bias, int M, int C, int K) {
-    if (M <= 0 || C <= 0) return;
-    int mjobs = (M + LIN_MB - 1) / LIN_MB, njobs = (C + LIN_NB - 1) / LIN_NB;
-    long jobs = (long)mjobs * njobs;
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (jobs > 1 && (double)M * C * K > 1e5)
-#endif
-    for (long job = 0; job < jobs; job++) {
-        int jn = (int)(job % njobs), jm = (int)(job / njobs);
-        int m0 = jm * LIN_MB, m1 = m0 + LIN_MB < M ? m0 + LIN_MB : M;
-        int n0 = jn * LIN_NB, n1 = n0 + LIN_NB < C ? n0 + LIN_NB : C;
-        for (int i0 = m0; i0 < m1; i0 += LIN_MR) {
-            const float *xr[LIN_MR];
-            int mr = m1 - i0 < LIN_MR ? m1 - i0 : LIN_MR;
-            for (int i = 0; i < LIN_MR; i++) xr[i] = x + (size_t)(i0 + (i < mr ? i : 0)) * K;
-            for (int j0 = n0; j0 < n1; j0 += LIN_NR) {
-                const float *wr[LIN_NR];
-                int nr = n1 - j0 < LIN_NR ? n1 - j0 : LIN_NR;
-                for (int j = 0; j < LIN_NR; j++) wr[j] = w + (size_t)(j0 + (j < nr ? j : 0)) * K;
-                double acc[LIN_MR][LIN_NR];
-                linear_tile(acc, xr, wr, K);
-                for (int i = 0; i < mr; i++)
-                    for (int j = 0; j < nr; j++)
-                        out[(size_t)(i0 + i) * C + j0 + j] = (float)(acc[i][j] + (bias ? (double)bias[j0 + j] : 0.0));
-            }
-        }
-    }
+    /* the reference SGEMM (ref_gemm.h): packed, cache-blocked, OpenMP over output tiles; float
+     * chains of at most EVA_GEMM_KC (64) products, folded into double, bias added in double */
+    eva_gemm_nt(out, x, w, bias, M, C, K, K, K, C, 0);
 }
 
 /* ---- norms and pointwise ops ----------------------------------------------------------------- */
@@ -242,10 +143,19 @@ int64_t eva_ref_attention_scratch_floats(int N, int d, int threads) {
 
 void eva_ref_attention(float *out, float *scratch, const float *q, const float *k, const float *v, int B, int N,
                        int H, int d, int ldq, int ldk, int ldv, bool causal, int threads) {
+    /* Per (batch, head) pair on one thread: S = (q * scale) . k^T and O = P . V with the reference
+     * SGEMM (serial entry; one packing allocation per call; if that fails the SGEMM computes the
+     * same sums by plain loops), scores in float chains of 16 products folded into double, the
+     * softmax in between with one expf per score and the row sum in double. k is read in place;
+     * q is scaled into qs; v is transposed into vt (the SGEMM's weight side is row-major over the
+     * inner dim); O is written straight into its columns of out. */
     const float scale = (float)(1.0 / sqrt((double)d));
     const int D = H * d;
     const int pairs = B * H;
     if (threads < 1) threads = 1;
+    int64_t gs = eva_gemm_scratch_floats(N, d), gs2 = eva_gemm_scratch_floats(N, N);
+    if (gs2 > gs) gs = gs2;
+    float *gemm_scratch = malloc(sizeof(float) * (size_t)gs * (size_t)threads);
 #ifdef EVA_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && pairs > 1)
 #endif
@@ -254,27 +164,40 @@ void eva_ref_attention(float *out, float *scratch, const float *q, const float *
         int tid = thread_id();
         if (tid >= threads) tid = threads - 1; /* cannot happen with num_threads(threads) */
         float *qs = scratch + attn_thread_floats(N, d) * tid;
-        float *ks = qs + (size_t)N * d, *vt = ks + (size_t)N * d, *os = vt + (size_t)N * d, *s = os + (size_t)N * d;
+        float *vt = qs + (size_t)N * d, *s = vt + 3 * (size_t)N * d;
+        float *gsc = gemm_scratch ? gemm_scratch + (size_t)gs * tid : NULL;
+        const float *kh = k + (size_t)b * N * ldk + (size_t)h * d;
+        float *oh = out + (size_t)b * N * D + (size_t)h * d;
         for (int n = 0; n < N; n++) {
             const float *qr = q + ((size_t)b * N + n) * ldq + (size_t)h * d;
-            const float *kr = k + ((size_t)b * N + n) * ldk + (size_t)h * d;
-            const float *vr = v + ((size_t)b * N + n) * ldv + (size_t)h * d;
-            for (int c = 0; c < d; c++) {
-                qs[(size_t)n * d + c] = qr[c] * scale;
-                ks[(size_t)n * d + c] = kr[c];
-                vt[(size_t)c * N + n] = vr[c];
-            }
+            for (int c = 0; c < d; c++) qs[(size_t)n * d + c] = qr[c] * scale;
         }
-        eva_ref_linear(s, qs, ks, NULL, N, N, d);
+        for (int n0 = 0; n0 < N; n0 += 16) /* vt = v^T in 16-token strips (cache-friendly) */
+            for (int c = 0; c < d; c++)
+                for (int n = n0; n < n0 + 16 && n < N; n++)
+                    vt[(size_t)c * N + n] = v[((size_t)b * N + n) * ldv + (size_t)h * d + c];
+        eva_gemm_nt_serial(s, gsc, qs, kh, NULL, N, N, d, d, ldk, N, 16); /* S = qs . k^T */
         for (int n = 0; n < N; n++) {
             float *sr = s + (size_t)n * N;
-            if (causal)
-                for (int m = n + 1; m < N; m++) sr[m] = -INFINITY;
-            softmax_row(sr, sr, N);
+            int len = causal ? n + 1 : N; /* masked scores are exactly 0 after the softmax */
+            float mx = sr[0];
+#ifdef EVA_HAVE_OPENMP
+#pragma omp simd reduction(max : mx)
+#endif
+            for (int m = 1; m < len; m++) mx = sr[m] > mx ? sr[m] : mx;
+            for (int m = 0; m < len; m++) sr[m] = expf(sr[m] - mx);
+            double sum = 0.0;
+#ifdef EVA_HAVE_OPENMP
+#pragma omp simd reduction(+ : sum)
+#endif
+            for (int m = 0; m < len; m++) sum += sr[m];
+            const double inv = 1.0 / sum;
+            for (int m = 0; m < len; m++) sr[m] = (float)(sr[m] * inv);
+            for (int m = len; m < N; m++) sr[m] = 0.0f;
         }
-        eva_ref_linear(os, s, vt, NULL, N, d, N);
-        for (int n = 0; n < N; n++) memcpy(out + ((size_t)b * N + n) * D + (size_t)h * d, os + (size_t)n * d, sizeof(float) * d);
+        eva_gemm_nt_serial(oh, gsc, s, vt, NULL, N, d, N, N, N, D, 0); /* O = P . vt^T, into out */
     }
+    free(gemm_scratch);
 }
 
 /* ---- rotary embedding ------------------------------------------------------------------------ */
