@@ -17,6 +17,7 @@
 #include "ref_gemm.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -379,6 +380,46 @@ int64_t eva_gemm_nt_alloc_bytes(int M, int C, int K, int threads) {
     return (int64_t)plan_parallel(M, C, K, threads).bytes;
 }
 
+/* The parallel entry's packing buffer is kept between calls (one caller at a time; a concurrent
+ * caller allocates its own): a forward makes hundreds of calls with a handful of sizes, and
+ * allocating each anew lets the heap grow in fragments (and pays page faults). It is grown to
+ * the largest size seen and held until the process ends (eva_gemm_release_cache frees it). */
+static atomic_flag cache_busy = ATOMIC_FLAG_INIT;
+static void *cache_buf;
+static size_t cache_bytes;
+
+static void *buffer_get(size_t bytes, bool *cached) {
+    *cached = false;
+    if (!atomic_flag_test_and_set_explicit(&cache_busy, memory_order_acquire)) {
+        if (cache_bytes < bytes) {
+            free(cache_buf);
+            cache_buf = aligned_alloc(64, bytes);
+            cache_bytes = cache_buf ? bytes : 0;
+        }
+        if (cache_buf) {
+            *cached = true;
+            return cache_buf;
+        }
+        atomic_flag_clear_explicit(&cache_busy, memory_order_release);
+    }
+    return aligned_alloc(64, bytes);
+}
+
+static void buffer_put(void *p, bool cached) {
+    if (cached)
+        atomic_flag_clear_explicit(&cache_busy, memory_order_release);
+    else
+        free(p);
+}
+
+void eva_gemm_release_cache(void) {
+    if (atomic_flag_test_and_set_explicit(&cache_busy, memory_order_acquire)) return; /* in use */
+    free(cache_buf);
+    cache_buf = NULL;
+    cache_bytes = 0;
+    atomic_flag_clear_explicit(&cache_busy, memory_order_release);
+}
+
 void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                  int ldw, int ldo, int threads) {
     if (M <= 0 || C <= 0) return;
@@ -396,7 +437,8 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
     size_t bytes = pl.bytes;
     int tb = pl.tb, kspan = pl.kspan;
     size_t dbig_n = pl.dbig_n;
-    float *packed = aligned_alloc(64, bytes);
+    bool cached;
+    float *packed = buffer_get(bytes, &cached);
     if (!packed) {
         gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
         return;
@@ -421,5 +463,5 @@ void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, 
             }
         }
     }
-    free(packed);
+    buffer_put(packed, cached);
 }

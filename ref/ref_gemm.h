@@ -27,13 +27,17 @@
 
 /* out[M,C] = x[M,K] . w[C,K]^T + bias[C]; bias may be NULL. ldx, ldw, ldo are row strides in
  * floats (>= K, K, C). out must not alias x or w. Parallel over output tiles with OpenMP on up
- * to `threads` threads (<= 0: all of them); allocates its packing buffer (at most about 2 MiB,
- * see eva_gemm_scratch_floats) and falls back to the unpacked portable path if that fails. */
+ * to `threads` threads (<= 0: all of them); its packing buffer (a few MiB,
+ * eva_gemm_nt_alloc_bytes) is kept between calls, and without one it computes the same sums by
+ * plain loops. */
 void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                  int ldw, int ldo, int threads);
 
 /* Bytes eva_gemm_nt allocates for this product on `threads` threads (memory planning). */
 int64_t eva_gemm_nt_alloc_bytes(int M, int C, int K, int threads);
+/* eva_gemm_nt keeps its packing buffer for the next call (grown to the largest size seen); this
+ * frees it (a no-op while a call is using it). */
+void eva_gemm_release_cache(void);
 
 /* The same product on one thread with caller-provided packing scratch of
  * eva_gemm_scratch_floats(M, K) floats (for callers already inside a parallel region, such as
