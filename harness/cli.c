@@ -1,6 +1,7 @@
 /* cli.c: see cli.h. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,9 @@ int eva_cli_opt_value(int argc, char **argv, int *i, const char *name, const cha
 bool eva_cli_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     if (!s || !*s) return false;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi) return false;
+    if (errno || *end || v < lo || v > hi) return false;
     *out = v;
     return true;
 }

@@ -23,6 +23,7 @@
 #endif
 
 #include "bench.h"
+#include "cli.h"
 #include "cmds.h"
 #include "ref_gemm.h"
 
@@ -56,30 +57,6 @@ static const char *bench_usage =
     "Exit status: 0 ok, 1 a forward produced non-finite features, 2 bad usage or input or a run that\n"
     "does not fit in memory, 3 internal failure.\n";
 
-/* --name VALUE or --name=VALUE. Returns 1 matched (value in *out), 0 not this option, -1 no value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 #define MAX_BATCHES 32
 
 /* "1,8,64" -> batches; false on anything else. */
@@ -93,7 +70,7 @@ static bool parse_batches(const char *s, int *b, int *n) {
         memcpy(tok, p, len);
         tok[len] = '\0';
         long v;
-        if (!parse_int(tok, 1, 1 << 20, &v)) return false;
+        if (!eva_cli_parse_long(tok, 1, 1 << 20, &v)) return false;
         b[(*n)++] = (int)v;
         p += len;
         if (*p == ',') {
@@ -123,7 +100,7 @@ int eva_cmd_bench(int argc, char **argv) {
             continue;
         }
 #define OPT(name, dst)                                                              \
-    if ((r = opt_value(argc, argv, &i, name, &v)) != 0) {                           \
+    if ((r = eva_cli_opt_value(argc, argv, &i, name, &v)) != 0) {                           \
         if (r < 0) {                                                                \
             fprintf(stderr, "evabench bench: %s needs a value\n%s", name, bench_usage); \
             return 2;                                                               \
@@ -141,29 +118,29 @@ int eva_cmd_bench(int argc, char **argv) {
         OPT("--batch", batch_s)
         OPT("--json", json_out)
         OPT("--jsonl", jsonl_out)
-        if ((r = opt_value(argc, argv, &i, "--warmup", &num)) != 0) {
-            if (r < 0 || !parse_int(num, 0, 100000, &warmup)) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--warmup", &num)) != 0) {
+            if (r < 0 || !eva_cli_parse_long(num, 0, 100000, &warmup)) {
                 fprintf(stderr, "evabench bench: --warmup '%s': expected an integer >= 0\n", num ? num : "");
                 return 2;
             }
             continue;
         }
-        if ((r = opt_value(argc, argv, &i, "--iters", &num)) != 0) {
-            if (r < 0 || !parse_int(num, 1, 1000000, &iters)) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--iters", &num)) != 0) {
+            if (r < 0 || !eva_cli_parse_long(num, 1, 1000000, &iters)) {
                 fprintf(stderr, "evabench bench: --iters '%s': expected an integer >= 1\n", num ? num : "");
                 return 2;
             }
             continue;
         }
-        if ((r = opt_value(argc, argv, &i, "--threads", &num)) != 0) {
-            if (r < 0 || !parse_int(num, 1, 4096, &threads)) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--threads", &num)) != 0) {
+            if (r < 0 || !eva_cli_parse_long(num, 1, 4096, &threads)) {
                 fprintf(stderr, "evabench bench: --threads '%s': expected an integer >= 1\n", num ? num : "");
                 return 2;
             }
             continue;
         }
-        if ((r = opt_value(argc, argv, &i, "--seed", &num)) != 0) {
-            if (r < 0 || !parse_int(num, 0, 2147483647L, &seed)) {
+        if ((r = eva_cli_opt_value(argc, argv, &i, "--seed", &num)) != 0) {
+            if (r < 0 || !eva_cli_parse_long(num, 0, 2147483647L, &seed)) {
                 fprintf(stderr, "evabench bench: --seed '%s': expected an integer >= 0\n", num ? num : "");
                 return 2;
             }

@@ -26,6 +26,7 @@
 #endif
 
 #include "bench.h"
+#include "cli.h"
 #include "cmds.h"
 #include "ref_gemm.h"
 
@@ -56,29 +57,6 @@ static const char *profile_usage =
     "\n"
     "Exit status: 0 ok, 2 bad usage or input, --impl cuda, or a run that does not fit in memory,\n"
     "3 internal failure.\n";
-
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
 
 /* ---- summaries --------------------------------------------------------------------------------- */
 
@@ -249,7 +227,7 @@ int eva_cmd_profile(int argc, char **argv) {
             continue;
         }
 #define OPT(name, dst)                                                                  \
-    if ((r = opt_value(argc, argv, &i, name, &v)) != 0) {                               \
+    if ((r = eva_cli_opt_value(argc, argv, &i, name, &v)) != 0) {                               \
         if (r < 0) {                                                                    \
             fprintf(stderr, "evabench profile: %s needs a value\n%s", name, profile_usage); \
             return 2;                                                                   \
@@ -258,8 +236,8 @@ int eva_cmd_profile(int argc, char **argv) {
         continue;                                                                       \
     }
 #define NUM(name, dst, lo, hi)                                                                              \
-    if ((r = opt_value(argc, argv, &i, name, &num)) != 0) {                                                 \
-        if (r < 0 || !parse_int(num, lo, hi, &dst)) {                                                       \
+    if ((r = eva_cli_opt_value(argc, argv, &i, name, &num)) != 0) {                                                 \
+        if (r < 0 || !eva_cli_parse_long(num, lo, hi, &dst)) {                                                       \
             fprintf(stderr, "evabench profile: %s '%s': expected an integer in [%ld, %ld]\n", name,         \
                     num ? num : "", (long)(lo), (long)(hi));                                                \
             return 2;                                                                                       \
