@@ -3,8 +3,9 @@
  * Owns: device discovery, the device weight layout (uploaded once, converted to the run's
  * precision), the activation plan (sized before the first kernel, for max_batch items, shrunk to
  * the device's free memory), the op order of both towers (same order and tap names as ref_model.c),
- * batch splitting, tap copies (only when the tap asks), CUDA-graph replay of tap-free batches and
- * the fp16 policy. The arithmetic is in the eva_cu_* launchers (eva_cuda_ops.h).
+ * batch splitting, tap copies (only when the tap asks), CUDA-graph replay of tap-free batches,
+ * per-module device timing for profiles (events at the tap boundaries) and the fp16 policy. The
+ * arithmetic is in the eva_cu_* launchers (eva_cuda_ops.h).
  *
  * Weights on the device: matrices and Linear biases in the activation dtype (fp32 for fp32/tf32,
  * else bf16/fp16); LayerNorm/RMSNorm weights and biases, cls/pos/token/positional embeddings and
@@ -73,6 +74,12 @@ struct eva_cuda_model {
     cudaGraphExec_t graph[2];
     int graph_batch[2];
     int use_graphs;
+    /* per-module timing (eva_cuda_set_timing): events recorded at the forward's start, at every
+     * tap boundary and at its end; ev_name[i] names the boundary of ev[i] */
+    int timing;
+    cudaEvent_t *ev;
+    char (*ev_name)[EVA_TAP_NAME_MAX];
+    int ev_cap, nev;
 };
 
 /* ---- device discovery -------------------------------------------------------------------- */
@@ -334,8 +341,19 @@ extern "C" size_t eva_cuda_model_peak_bytes(const eva_cuda_model *m) { return m 
 
 /* ---- create / free ------------------------------------------------------------------------ */
 
+static void timing_free(eva_cuda_model *m) {
+    for (int i = 0; i < m->ev_cap; i++)
+        if (m->ev[i]) cudaEventDestroy(m->ev[i]);
+    free(m->ev);
+    free(m->ev_name);
+    m->ev = NULL, m->ev_name = NULL;
+    m->ev_cap = m->nev = 0;
+    m->timing = 0;
+}
+
 extern "C" void eva_cuda_model_free(eva_cuda_model *m) {
     if (!m) return;
+    timing_free(m);
     for (int i = 0; i < 2; i++)
         if (m->graph[i]) cudaGraphExecDestroy(m->graph[i]);
     eva_cu_gemm_free(m->gemm);
@@ -449,13 +467,77 @@ fail:
     return st;
 }
 
+/* ---- per-module timing ------------------------------------------------------------------------ */
+
+extern "C" eva_status eva_cuda_set_timing(eva_cuda_model *m, int on) {
+    if (!m) return eva_fail(EVA_ERR_INVALID_ARG, "cuda timing: NULL model");
+    if (!on) {
+        timing_free(m);
+        return EVA_OK;
+    }
+    if (m->timing) return EVA_OK;
+    /* every tap of both towers, the start and the end */
+    const int cap = eva_tap_names(&m->cfg, (eva_tap_set)(EVA_TAPS_IMAGE | EVA_TAPS_TEXT), NULL, 0) + 2;
+    m->ev = (cudaEvent_t *)calloc((size_t)cap, sizeof *m->ev);
+    m->ev_name = (char(*)[EVA_TAP_NAME_MAX])calloc((size_t)cap, sizeof *m->ev_name);
+    if (!m->ev || !m->ev_name) {
+        free(m->ev);
+        free(m->ev_name);
+        m->ev = NULL, m->ev_name = NULL;
+        return eva_fail(EVA_ERR_NOMEM, "cuda timing: out of host memory");
+    }
+    m->ev_cap = cap;
+    for (int i = 0; i < cap; i++) {
+        cudaError_t e = cudaEventCreate(&m->ev[i]);
+        if (e != cudaSuccess) {
+            m->ev[i] = NULL;
+            timing_free(m);
+            return eva_fail(EVA_ERR_CUDA, "cuda timing: cudaEventCreate (%d events): %s", cap,
+                            cudaGetErrorString(e));
+        }
+    }
+    m->timing = 1;
+    return EVA_OK;
+}
+
+/* Records the boundary `name` on the model's stream (no-op unless timing). */
+static eva_status mark(eva_cuda_model *m, const char *name) {
+    if (!m->timing) return EVA_OK;
+    if (m->nev >= m->ev_cap)
+        return eva_fail(EVA_ERR_INTERNAL, "cuda timing: more than %d boundaries in one forward (at %s)", m->ev_cap,
+                        name);
+    snprintf(m->ev_name[m->nev], EVA_TAP_NAME_MAX, "%s", name);
+    EVA_CU_TRY("cuda timing", cudaEventRecord(m->ev[m->nev], m->stream));
+    m->nev++;
+    return EVA_OK;
+}
+
+extern "C" int eva_cuda_timings(const eva_cuda_model *m, char (*names)[EVA_TAP_NAME_MAX], double *ms, int max) {
+    if (!m || !m->timing || m->nev < 2) return 0;
+    for (int i = 1; i < m->nev; i++) {
+        if (i - 1 >= max) continue;
+        float t = 0.0f;
+        cudaError_t e = cudaEventElapsedTime(&t, m->ev[i - 1], m->ev[i]);
+        if (e != cudaSuccess) {
+            (void)eva_fail(EVA_ERR_CUDA, "cuda timing: cudaEventElapsedTime (%s): %s", m->ev_name[i],
+                           cudaGetErrorString(e));
+            return -1;
+        }
+        if (names) snprintf(names[i - 1], EVA_TAP_NAME_MAX, "%s", m->ev_name[i]);
+        if (ms) ms[i - 1] = t;
+    }
+    return m->nev - 1;
+}
+
 /* ---- taps ------------------------------------------------------------------------------------ */
 
 static bool taps_on(const eva_tap *tap) { return tap && tap->wants && tap->take; }
 
-/* Copies a device tensor (dtype t) back and hands it to the tap, only if the tap wants it. */
+/* Copies a device tensor (dtype t) back and hands it to the tap, only if the tap wants it (the
+ * timing boundary is recorded first, so a copy is never timed as part of the module). */
 static eva_status tap_dev(eva_cuda_model *m, const eva_tap *tap, const char *name, const void *dev, eva_cu_dtype t,
                           int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    EVA_TRY(mark(m, name));
     if (!eva_tap_wants(tap, name)) return EVA_OK;
     size_t n = (size_t)d0 * (size_t)d1 * (ndim == 3 ? (size_t)d2 : 1);
     if (n > m->host_tap_floats) {
@@ -472,7 +554,7 @@ static eva_status tap_dev(eva_cuda_model *m, const eva_tap *tap, const char *nam
 
 static eva_status tap_block(eva_cuda_model *m, const eva_tap *tap, const char *pfx, int i, const char *sfx,
                             const void *dev, eva_cu_dtype t, int64_t d0, int64_t d1, int64_t d2) {
-    if (!taps_on(tap)) return EVA_OK;
+    if (!taps_on(tap) && !m->timing) return EVA_OK;
     char name[EVA_TAP_NAME_MAX];
     snprintf(name, sizeof name, "%s.%d%s", pfx, i, sfx);
     return tap_dev(m, tap, name, dev, t, 3, d0, d1, d2);
@@ -575,14 +657,17 @@ static eva_status image_forward(eva_cuda_model *m, const image_plan *lo, int B, 
     EVA_TRY(eva_cu_linear(m->gemm, A(lo->feat), u, m->head_w, v->head_bias ? m->head_b : NULL, B, E, D, N * D, E,
                           m->stream));
     EVA_TRY(eva_cu_convert(A(lo->featf), EVA_CU_F32, A(lo->feat), t, (int64_t)B * E, m->stream));
+    /* the head tap itself is emitted on the host after the download (eva_cuda_encode_image) */
+    EVA_TRY(mark(m, "visual.trunk.head"));
     return EVA_OK;
 }
 
-/* Runs `fwd` for one chunk, through a replayed CUDA graph when no tap is active. */
+/* Runs `fwd` for one chunk, through a replayed CUDA graph when no tap is active and the forward
+ * is not timed (a graph would hide the boundary events). */
 typedef eva_status (*fwd_fn)(eva_cuda_model *, const void *, int, const eva_tap *);
 
 static eva_status run_chunk(eva_cuda_model *m, int tower, fwd_fn fwd, const void *lo, int B, const eva_tap *tap) {
-    if (!m->use_graphs || taps_on(tap)) return fwd(m, lo, B, tap);
+    if (!m->use_graphs || taps_on(tap) || m->timing) return fwd(m, lo, B, tap);
     if (m->graph[tower] && m->graph_batch[tower] == B) {
         EVA_CU_TRY("graph replay", cudaGraphLaunch(m->graph[tower], m->stream));
         return EVA_OK;
@@ -624,10 +709,12 @@ extern "C" eva_status eva_cuda_encode_image(eva_cuda_model *m, float *features, 
                                             const eva_tap *tap) {
     if (!m || !features || !pixels) return eva_fail(EVA_ERR_INVALID_ARG, "cuda encode_image: NULL argument");
     if (B < 1) return eva_fail(EVA_ERR_INVALID_ARG, "cuda encode_image: batch size %d must be >= 1", B);
-    if (taps_on(tap) && B > m->max_batch)
+    if ((taps_on(tap) || m->timing) && B > m->max_batch)
         return eva_fail(EVA_ERR_UNSUPPORTED,
-                        "cuda encode_image: taps need the whole batch in one pass (%d images, device batch %d)", B,
-                        m->max_batch);
+                        "cuda encode_image: %s the whole batch in one pass (%d images, device batch %d; lower the "
+                        "batch or raise EVA_CUDA_MAX_BATCH if the device has room)",
+                        m->timing ? "per-module timing needs" : "taps need", B, m->max_batch);
+    m->nev = 0;
     const eva_vision_config *v = &m->cfg.vision;
     const size_t S = v->image_size, E = m->cfg.embed_dim;
     for (int b0 = 0; b0 < B; b0 += m->max_batch) {
@@ -637,10 +724,12 @@ extern "C" eva_status eva_cuda_encode_image(eva_cuda_model *m, float *features, 
         EVA_CU_TRY("encode_image: upload pixels",
                    cudaMemcpyAsync(A(lo.px), pixels + (size_t)b0 * 3 * S * S, sizeof(float) * nb * 3 * S * S,
                                    cudaMemcpyHostToDevice, m->stream));
+        EVA_TRY(mark(m, "(start)")); /* timing starts after the pixels' upload */
         EVA_TRY(run_chunk(m, 0, image_fwd_cb, &lo, nb, tap));
         EVA_CU_TRY("encode_image: download features",
                    cudaMemcpyAsync(features + (size_t)b0 * E, A(lo.featf), sizeof(float) * nb * E,
                                    cudaMemcpyDeviceToHost, m->stream));
+        EVA_TRY(mark(m, "(after last tap)"));
         EVA_CU_TRY("encode_image", cudaStreamSynchronize(m->stream));
     }
     if (taps_on(tap)) {
@@ -669,6 +758,8 @@ static eva_status text_forward(eva_cuda_model *m, const text_plan *lo, int T, co
         EVA_TRY(tap_dev(m, tap, "text.token_embedding", x, EVA_CU_F32, 3, T, L, W));
     }
     EVA_TRY(eva_cu_embedding(x, ids, m->tok, m->tpos, T, L, W, m->stream));
+    if (!eva_tap_wants(tap, "text.token_embedding")) /* else tap_dev marked it before the positions */
+        EVA_TRY(mark(m, "text.token_embedding"));
     const float *nw = tc->layers ? m->tb[0].ln1w : m->lnf_w, *nb = tc->layers ? m->tb[0].ln1b : m->lnf_b;
     EVA_TRY(eva_cu_norm(x, NULL, u, NULL, nw, nb, TL, W, W, eps, 0, EVA_CU_NORM_PRE, t, m->stream));
     for (int i = 0; i < tc->layers; i++) {
@@ -705,10 +796,12 @@ extern "C" eva_status eva_cuda_encode_text(eva_cuda_model *m, float *features, c
                                            const eva_tap *tap) {
     if (!m || !features || !ids) return eva_fail(EVA_ERR_INVALID_ARG, "cuda encode_text: NULL argument");
     if (T < 1) return eva_fail(EVA_ERR_INVALID_ARG, "cuda encode_text: number of texts %d must be >= 1", T);
-    if (taps_on(tap) && T > m->max_batch)
+    if ((taps_on(tap) || m->timing) && T > m->max_batch)
         return eva_fail(EVA_ERR_UNSUPPORTED,
-                        "cuda encode_text: taps need the whole batch in one pass (%d texts, device batch %d)", T,
-                        m->max_batch);
+                        "cuda encode_text: %s the whole batch in one pass (%d texts, device batch %d; lower the "
+                        "batch or raise EVA_CUDA_MAX_BATCH if the device has room)",
+                        m->timing ? "per-module timing needs" : "taps need", T, m->max_batch);
+    m->nev = 0;
     const eva_text_config *tc = &m->cfg.text;
     const int L = tc->context_length, V = tc->vocab_size;
     const size_t E = m->cfg.embed_dim;
@@ -742,10 +835,12 @@ extern "C" eva_status eva_cuda_encode_text(eva_cuda_model *m, float *features, c
             st = eva_fail(EVA_ERR_CUDA, "encode_text: upload ids: %s", cudaGetErrorString(e));
             break;
         }
-        st = run_chunk(m, 1, text_fwd_cb, &lo, nt, tap);
+        st = mark(m, "(start)"); /* timing starts after the ids' upload */
+        if (st == EVA_OK) st = run_chunk(m, 1, text_fwd_cb, &lo, nt, tap);
         if (st != EVA_OK) break;
         e = cudaMemcpyAsync(features + (size_t)t0 * E, A(lo.featf), sizeof(float) * nt * E, cudaMemcpyDeviceToHost,
                             m->stream);
+        if (e == cudaSuccess && (st = mark(m, "(after last tap)")) != EVA_OK) break;
         if (e == cudaSuccess) e = cudaStreamSynchronize(m->stream);
         if (e != cudaSuccess) st = eva_fail(EVA_ERR_CUDA, "encode_text: %s", cudaGetErrorString(e));
     }

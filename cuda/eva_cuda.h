@@ -48,6 +48,22 @@ size_t eva_cuda_model_peak_bytes(const eva_cuda_model *m);
 size_t eva_cuda_model_bytes_needed(const eva_config *cfg, eva_precision prec, int max_batch);
 void eva_cuda_model_free(eva_cuda_model *m);
 
+/* Per-module device timing for `evabench profile`. While on, each forward records a CUDA event on
+ * the model's stream at its start, at every tap boundary (nothing is copied unless the tap wants
+ * the data) and at its end (after the features' download); CUDA graphs are not used, and a batch
+ * larger than the device batch is refused (EVA_ERR_UNSUPPORTED) because the forward must run as
+ * one pass. Turning it on allocates the events; off frees them. */
+eva_status eva_cuda_set_timing(eva_cuda_model *m, int on);
+/* After a timed forward (which has synchronised): the tap names in forward order and the device
+ * ms from the previous boundary to each; the last entry, "(after last tap)", runs from the last
+ * tap to the end of the forward. Fills at most `max` entries and returns the number of
+ * boundaries the last forward recorded (0 when timing is off or nothing was recorded). */
+int eva_cuda_timings(const eva_cuda_model *m, char (*names)[EVA_TAP_NAME_MAX], double *ms, int max);
+/* The card's measured GEMM rate in `prec`: an n x n x n product through the same cuBLASLt path
+ * as the model (eva_cu_linear), best of a few timed runs after a warm-up, in TFLOP/s (2 FLOPs
+ * per multiply-add). For the profile's ceiling. */
+eva_status eva_cuda_gemm_ceiling(eva_precision prec, int n, double *tflops);
+
 /* The harness's backend interface (harness/backend.h) over this API, for --impl cuda. Its
  * create() sizes activations for EVA_CUDA_MAX_BATCH items (environment, default 256; shrunk to
  * fit the device) and larger batches are split. Defined in cuda/eva_cuda_backend.c. */

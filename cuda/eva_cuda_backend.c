@@ -1,7 +1,8 @@
 /* eva_cuda_backend.c: the CUDA twin behind the harness's backend interface (harness/backend.h),
  * so encode/verify/bench take --impl cuda. A thin adapter over eva_cuda.h: create() uploads the
  * model for EVA_CUDA_MAX_BATCH items (default 256; the model shrinks that to the device's free
- * memory and splits larger batches), describe() names the device and library versions.
+ * memory and splits larger batches), describe() names the device and library versions,
+ * set_timing()/timings() expose the model's per-module device events to `evabench profile`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,13 @@ static void cb_destroy(void *state) {
 
 static const char *cb_describe(void *state) { return state ? ((cuda_state *)state)->desc : "CUDA twin"; }
 
-static const eva_backend_ops cuda_ops = {"cuda", cb_create, cb_image, cb_text, cb_destroy, cb_describe};
+static eva_status cb_set_timing(void *state, int on) { return eva_cuda_set_timing(((cuda_state *)state)->m, on); }
+
+static int cb_timings(void *state, char (*names)[EVA_TAP_NAME_MAX], double *ms, int max) {
+    return eva_cuda_timings(((cuda_state *)state)->m, names, ms, max);
+}
+
+static const eva_backend_ops cuda_ops = {"cuda",      cb_create,  cb_image,      cb_text,
+                                         cb_destroy,  cb_describe, cb_set_timing, cb_timings};
 
 const struct eva_backend_ops *eva_cuda_backend_ops(void) { return &cuda_ops; }

@@ -12,12 +12,16 @@
  * and fp32 scale. One plan per (shape, strides, bias, pointer alignment): descriptors plus the
  * best algorithm from cublasLtMatmulAlgoGetHeuristic, created on first use and cached; in-place
  * split-K reduction schemes are excluded from the heuristic so results are run-to-run identical.
+ *
+ * Also here: eva_cuda_gemm_ceiling (eva_cuda.h), the card's measured n^3 rate through this same
+ * path, for the fractions of `evabench profile --impl cuda`.
  */
 #include <cublasLt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_common.cuh"
+#include "eva_cuda.h"
 
 #define EVA_GEMM_MAX_PLANS 256
 
@@ -203,4 +207,79 @@ extern "C" eva_status eva_cu_linear(eva_cu_gemm_ctx *g, void *out, const void *x
 extern "C" eva_status eva_cu_matmul_proj(eva_cu_gemm_ctx *g, void *out, const void *x, const void *Pm, int M, int W,
                                          int E, int ldx, void *stream) {
     return run(g, out, x, Pm, NULL, M, E, W, ldx, E, 1, stream);
+}
+
+/* ---- measured ceiling ----------------------------------------------------------------------- */
+
+#define CEILING_REPS 5
+
+/* Times CEILING_REPS products (after one warm-up) on `stream`; best in ms. */
+static eva_status time_products(eva_cu_gemm_ctx *g, void *o, const void *x, const void *w, int n, cudaStream_t stream,
+                                cudaEvent_t e0, cudaEvent_t e1, float *best_ms) {
+    EVA_TRY(eva_cu_linear(g, o, x, w, NULL, n, n, n, n, n, stream));
+    *best_ms = 0.0f;
+    for (int r = 0; r < CEILING_REPS; r++) {
+        EVA_CU_TRY("gemm ceiling", cudaEventRecord(e0, stream));
+        EVA_TRY(eva_cu_linear(g, o, x, w, NULL, n, n, n, n, n, stream));
+        EVA_CU_TRY("gemm ceiling", cudaEventRecord(e1, stream));
+        EVA_CU_TRY("gemm ceiling", cudaEventSynchronize(e1));
+        float ms = 0.0f;
+        EVA_CU_TRY("gemm ceiling", cudaEventElapsedTime(&ms, e0, e1));
+        if (r == 0 || ms < *best_ms) *best_ms = ms;
+    }
+    return EVA_OK;
+}
+
+extern "C" eva_status eva_cuda_gemm_ceiling(eva_precision prec, int n, double *tflops) {
+    if (!tflops) return eva_fail(EVA_ERR_INVALID_ARG, "gemm ceiling: NULL argument");
+    *tflops = 0.0;
+    if (n < 16 || n > 32768) return eva_fail(EVA_ERR_INVALID_ARG, "gemm ceiling: n %d outside [16, 32768]", n);
+    if ((unsigned)prec > EVA_PREC_FP16)
+        return eva_fail(EVA_ERR_INVALID_ARG, "gemm ceiling: unknown precision %d", (int)prec);
+    EVA_TRY(eva_cuda_device(NULL));
+    const eva_cu_dtype t = eva_cu_act_dtype(prec);
+    const size_t nn = (size_t)n * (size_t)n;
+    eva_cu_gemm_ctx *g = NULL;
+    void *x = NULL, *w = NULL, *o = NULL;
+    cudaStream_t stream = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float best = 0.0f;
+    float *host = (float *)malloc(nn * sizeof(float));
+    eva_status st = host ? EVA_OK : eva_fail(EVA_ERR_NOMEM, "gemm ceiling: out of host memory (%d x %d)", n, n);
+    if (st == EVA_OK) { /* random values in [-1, 1): constant or zero inputs would draw less power */
+        uint32_t r = 12345u;
+        for (size_t i = 0; i < nn; i++) {
+            r = r * 1664525u + 1013904223u;
+            host[i] = (float)(r >> 8) * (2.0f / 16777216.0f) - 1.0f;
+        }
+    }
+    if (st == EVA_OK) st = eva_cu_gemm_create(&g, prec, (size_t)32 << 20);
+    if (st == EVA_OK) st = eva_cu_malloc(&x, nn * eva_cu_dtype_size(t));
+    if (st == EVA_OK) st = eva_cu_malloc(&w, nn * eva_cu_dtype_size(t));
+    if (st == EVA_OK) st = eva_cu_malloc(&o, nn * eva_cu_dtype_size(t));
+    if (st == EVA_OK) st = eva_cu_upload(x, host, nn, t);
+    if (st == EVA_OK) st = eva_cu_upload(w, host, nn, t);
+    if (st == EVA_OK && cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
+        stream = NULL;
+        st = eva_fail(EVA_ERR_CUDA, "gemm ceiling: cudaStreamCreate failed");
+    }
+    if (st == EVA_OK && (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess))
+        st = eva_fail(EVA_ERR_CUDA, "gemm ceiling: cudaEventCreate failed");
+    if (st == EVA_OK) st = time_products(g, o, x, w, n, stream, e0, e1, &best);
+    if (st == EVA_OK && !(best > 0.0f))
+        st = eva_fail(EVA_ERR_CUDA, "gemm ceiling: %d^3 product timed at %g ms", n, (double)best);
+    if (st == EVA_OK) *tflops = 2.0 * (double)n * (double)n * (double)n / ((double)best * 1e-3) * 1e-12;
+    if (st != EVA_OK) (void)cudaGetLastError();
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    if (stream) {
+        cudaStreamSynchronize(stream);
+        cudaStreamDestroy(stream);
+    }
+    eva_cu_free(x);
+    eva_cu_free(w);
+    eva_cu_free(o);
+    eva_cu_gemm_free(g);
+    free(host);
+    return st;
 }

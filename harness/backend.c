@@ -49,7 +49,7 @@ static const char *ref_describe(void *state) {
 #endif
 }
 
-static const eva_backend_ops ref_ops = {"ref", ref_create, ref_image, ref_text, ref_destroy, ref_describe};
+static const eva_backend_ops ref_ops = {"ref", ref_create, ref_image, ref_text, ref_destroy, ref_describe, NULL, NULL};
 const eva_backend_ops *eva_ref_backend_ops(void) { return &ref_ops; }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */

@@ -41,6 +41,14 @@ typedef struct eva_backend_ops {
     void (*destroy)(void *state);
     /* Optional: one line about the device/library versions (NULL if none). */
     const char *(*describe)(void *state);
+    /* Optional per-module device timing for `evabench profile` (NULL for the reference, which is
+     * timed on the host through its taps). set_timing(state, 1) makes every following forward
+     * record the device time between its tap boundaries (a batch must then run in one pass);
+     * timings() reads the last forward's: tap names in forward order and the ms since the previous
+     * boundary, then "(after last tap)"; returns the count, -1 on a device error (see
+     * eva_last_error). */
+    eva_status (*set_timing)(void *state, int on);
+    int (*timings)(void *state, char (*names)[EVA_TAP_NAME_MAX], double *ms, int max);
 } eva_backend_ops;
 
 typedef struct {

@@ -131,6 +131,8 @@ eva_status eva_bench_check_memory(const eva_mem_plan *p, const char *what) {
 #pragma weak eva_cuda_model_peak_bytes
 #pragma weak eva_cuda_model_bytes_needed
 #pragma weak eva_cuda_model_free
+#pragma weak eva_cuda_set_timing
+#pragma weak eva_cuda_timings
 
 static eva_status cu_create(void **state, const eva_model *m, eva_precision p) {
     (void)state, (void)m, (void)p;
@@ -143,7 +145,15 @@ static eva_status cu_text(void *st, float *f, const int32_t *ids, int T, const e
     return eva_cuda_encode_text((eva_cuda_model *)st, f, ids, T, tap);
 }
 static void cu_destroy(void *st) { eva_cuda_model_free((eva_cuda_model *)st); }
-static const eva_backend_ops cu_ops = {"cuda", cu_create, cu_image, cu_text, cu_destroy, NULL};
+static eva_status cu_set_timing(void *st, int on) {
+    if (!eva_cuda_set_timing) return eva_fail(EVA_ERR_UNSUPPORTED, "this build's CUDA twin has no device timing");
+    return eva_cuda_set_timing((eva_cuda_model *)st, on);
+}
+static int cu_timings(void *st, char (*names)[EVA_TAP_NAME_MAX], double *ms, int max) {
+    return eva_cuda_timings ? eva_cuda_timings((const eva_cuda_model *)st, names, ms, max) : 0;
+}
+static const eva_backend_ops cu_ops = {"cuda",     cu_create, cu_image,      cu_text,
+                                       cu_destroy, NULL,      cu_set_timing, cu_timings};
 #endif
 #endif
 
@@ -593,12 +603,9 @@ static bool prof_wants(void *ctx, const char *name) {
     return !strncmp(name, image ? "visual." : "text.", image ? 7 : 5);
 }
 
-/* Rows are created in arrival order by the first forward (first = true) and must arrive in the
- * same order in every later one. */
-static void prof_take(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape) {
-    (void)data, (void)ndim, (void)shape;
-    prof_ctx *c = ctx;
-    double now = eva_now();
+/* The segment ending at tap `name` took `ms`. Rows are created in arrival order by the first
+ * forward (first = true) and must arrive in the same order in every later one. */
+static void prof_segment(prof_ctx *c, const char *name, double ms) {
     eva_profile *p = c->p;
     if (c->first && c->next < c->cap) {
         eva_profile_row *r = &p->rows[c->next];
@@ -613,10 +620,37 @@ static void prof_take(void *ctx, const char *name, const float *data, int ndim, 
         eva_profile_row *r = &p->rows[c->next];
         if (strcmp(r->name, name) != 0 && c->st == EVA_OK)
             c->st = eva_fail(EVA_ERR_INTERNAL, "profile: tap '%s' arrived where '%s' did before", name, r->name);
-        if (c->iter >= 0) r->ms[c->iter] = (now - c->last) * 1e3;
+        if (c->iter >= 0) r->ms[c->iter] = ms;
     }
     c->next++;
+}
+
+/* The reference's tap: host timestamps at the boundaries, nothing copied. */
+static void prof_take(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape) {
+    (void)data, (void)ndim, (void)shape;
+    prof_ctx *c = ctx;
+    prof_segment(c, name, (eva_now() - c->last) * 1e3);
     c->last = eva_now(); /* the bookkeeping above is not charged to the next module */
+}
+
+/* A backend with device timing (set_timing on): after a forward, its boundaries must be the
+ * tower's taps in eva_tap_names order, then "(after last tap)"; fills the rows like prof_take
+ * and returns the tail's ms in *tail_ms. got/ms hold ntaps + 1 entries. */
+static eva_status prof_device(prof_ctx *c, eva_backend *b, char (*expect)[EVA_TAP_NAME_MAX],
+                              char (*got)[EVA_TAP_NAME_MAX], double *ms, int ntaps, double *tail_ms) {
+    int n = b->ops->timings(b->state, got, ms, ntaps + 1);
+    if (n < 0) return EVA_ERR_CUDA; /* the backend said why (eva_last_error) */
+    if (n != ntaps + 1)
+        return eva_fail(EVA_ERR_INTERNAL,
+                        "profile: the device recorded %d boundaries; the tower has %d taps and the end", n, ntaps);
+    for (int i = 0; i <= ntaps; i++) {
+        const char *want = i < ntaps ? expect[i] : "(after last tap)";
+        if (strcmp(got[i], want) != 0)
+            return eva_fail(EVA_ERR_INTERNAL, "profile: device boundary %d is '%s'; expected '%s'", i, got[i], want);
+    }
+    for (int i = 0; i < ntaps; i++) prof_segment(c, got[i], ms[i]);
+    *tail_ms = ms[ntaps];
+    return c->st;
 }
 
 void eva_profile_free(eva_profile *p) {
@@ -647,9 +681,29 @@ eva_status eva_profile_run(eva_profile *p, eva_backend *b, const eva_config *cfg
     for (int i = 0; i <= ntaps && st == EVA_OK; i++)
         if (!(p->rows[i].ms = calloc((size_t)iters, sizeof(double))))
             st = eva_fail(EVA_ERR_NOMEM, "profile: out of memory");
+    /* device timing (cuda): the forward runs without taps and reports its boundary events */
+    const bool dev = b->ops && b->ops->set_timing && b->ops->timings;
+    char (*expect)[EVA_TAP_NAME_MAX] = NULL, (*got)[EVA_TAP_NAME_MAX] = NULL;
+    double *dev_ms = NULL, tail_ms = 0.0;
+    if (dev && st == EVA_OK) {
+        expect = calloc((size_t)ntaps + 1, sizeof *expect);
+        got = calloc((size_t)ntaps + 1, sizeof *got);
+        dev_ms = calloc((size_t)ntaps + 1, sizeof *dev_ms);
+        if (!expect || !got || !dev_ms)
+            st = eva_fail(EVA_ERR_NOMEM, "profile: out of memory");
+        else
+            eva_tap_names(cfg, set, expect, ntaps);
+    }
+    bool timing_on = false;
+    if (dev && st == EVA_OK) {
+        st = b->ops->set_timing(b->state, 1);
+        timing_on = st == EVA_OK;
+    }
     eva_bench_inputs in;
     if (st == EVA_OK) st = eva_bench_inputs_make(&in, cfg, tower, batch, seed);
     if (st != EVA_OK) {
+        if (timing_on) (void)b->ops->set_timing(b->state, 0);
+        free(expect), free(got), free(dev_ms);
         free(total);
         p->nrows = ntaps + 1;
         eva_profile_free(p);
@@ -663,8 +717,9 @@ eva_status eva_profile_run(eva_profile *p, eva_backend *b, const eva_config *cfg
         ctx.next = 0;
         double t0 = eva_now();
         ctx.last = t0;
-        st = eva_bench_run_once(b, &in, it, &tap);
+        st = eva_bench_run_once(b, &in, it, dev ? NULL : &tap);
         double t1 = eva_now();
+        if (st == EVA_OK && dev) st = prof_device(&ctx, b, expect, got, dev_ms, ntaps, &tail_ms);
         if (st == EVA_OK && ctx.st != EVA_OK) st = ctx.st;
         if (st == EVA_OK && ctx.next != p->nrows)
             st = eva_fail(EVA_ERR_INTERNAL, "profile: %d taps arrived, %d the first time", ctx.next, p->nrows);
@@ -678,13 +733,18 @@ eva_status eva_profile_run(eva_profile *p, eva_backend *b, const eva_config *cfg
             ctx.first = false;
         }
         if (st == EVA_OK && ctx.iter >= 0) {
-            p->rows[p->nrows].ms[ctx.iter] = (t1 - ctx.last) * 1e3;
-            total[ctx.iter] = (t1 - t0) * 1e3;
+            p->rows[p->nrows].ms[ctx.iter] = dev ? tail_ms : (t1 - ctx.last) * 1e3;
+            total[ctx.iter] = (t1 - t0) * 1e3; /* host wall clock, in both cases */
         }
     }
     p->nrows += 1; /* the tail */
     if (show_progress) eva_bench_progress(NULL, 0, 0);
     eva_bench_inputs_free(&in);
+    if (timing_on) {
+        eva_status st2 = b->ops->set_timing(b->state, 0);
+        if (st == EVA_OK) st = st2;
+    }
+    free(expect), free(got), free(dev_ms);
     if (st != EVA_OK) {
         free(total);
         p->nrows = ntaps + 1; /* every allocated row */

@@ -4,9 +4,9 @@
  * Owns: the memory a run needs (computed before anything large is allocated) and the refusal
  * when it cannot fit; distinct input buffers cycled through the timed loop so that no iteration
  * finds its input in cache; warm-up and timed loops kept apart, median and p90 (nearest rank);
- * the per-tap timer of a profile (timestamps at consecutive tap boundaries) and the FLOPs of each
- * module; the measured SGEMM ceiling; JSON records. Does not own the implementations
- * (backend.h) nor printing (cmd_bench.c, cmd_profile.c).
+ * the per-tap timer of a profile (host timestamps at consecutive tap boundaries, or the backend's
+ * device events) and the FLOPs of each module; the measured SGEMM ceiling; JSON records. Does not
+ * own the implementations (backend.h) nor printing (cmd_bench.c, cmd_profile.c).
  */
 #ifndef EVA_BENCH_H
 #define EVA_BENCH_H
@@ -178,9 +178,12 @@ typedef struct {
     double gflop_total;          /* sum of the rows' GFLOP */
 } eva_profile;
 
-/* Runs `warmup` + `iters` forwards of one tower with every tap of the tower wanted (taps only
- * timestamp; nothing is copied) and fills per-segment medians. Reference only: the caller refuses
- * cuda (its taps copy to the host, which would be timed). */
+/* Runs `warmup` + `iters` forwards of one tower and fills per-segment medians. A backend without
+ * device timing (the reference) has every tap of the tower wanted, and its taps only timestamp
+ * (nothing is copied). A backend with set_timing/timings (cuda) runs tap-free forwards and its
+ * device events give the segments (they must be the tower's taps in eva_tap_names order, else
+ * EVA_ERR_INTERNAL). total_median_ms is host wall time around the forward in both cases (for
+ * cuda it includes the input upload, which no segment does). */
 eva_status eva_profile_run(eva_profile *p, eva_backend *b, const eva_config *cfg, eva_bench_tower tower, int batch,
                            int warmup, int iters, uint64_t seed, bool show_progress);
 void eva_profile_free(eva_profile *p);

@@ -9,11 +9,17 @@
  * - FLOPs are the matmul FLOPs of contract/open_clip GFLOPs (2 per multiply-add: projections,
  *   attention products, MLP, patch embedding, head); norms and pointwise ops count 0 and show no
  *   GFLOP/s.
- * - The ceiling is measured, not quoted: the reference SGEMM on a 2048^3 product on this machine,
- *   reported beside, and each segment's GFLOP/s as a fraction of it.
- * - --impl cuda is N/A: cuda/eva_cuda.h exposes no per-op device events and its taps copy to the
- *   host, so timing them would report copies, not kernels. It is refused with that message
- *   (exit 2) rather than printing wrong numbers; `bench --impl cuda` times whole forwards.
+ * - --impl cuda: the same segments, timed on the device. The model records a CUDA event at the
+ *   start of the forward (after the input upload), at every tap boundary and at the end (after the
+ *   features' download); nothing is copied to the host and no CUDA graph is used while timing, and
+ *   the batch must run in one pass (refused otherwise). Segment times are device ms between
+ *   consecutive events (eva_cuda_set_timing/eva_cuda_timings through the backend's set_timing/
+ *   timings); the forward's total stays host wall clock, so it also holds the input upload and
+ *   the launch gaps that no segment shows. Per segment, as for the reference: the median.
+ * - The ceiling is measured, not quoted: for the reference, its SGEMM on a 2048^3 product on this
+ *   machine; for cuda, cuBLASLt on an 8192^3 product in the run's precision on this card
+ *   (eva_cuda_gemm_ceiling, the model's own GEMM path, best of 5), measured before the model is
+ *   uploaded. Reported beside, and each segment's GFLOP/s as a fraction of it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,34 +35,41 @@
 #include "cli.h"
 #include "cmds.h"
 #include "ref_gemm.h"
+#ifdef EVA_HAVE_CUDA
+#include "eva_cuda.h"
+#endif
 
 static const char *profile_usage =
-    "usage: evabench profile [--variant NAME | --config C.json] [--weights W.safetensors] [--impl ref]\n"
-    "                        [--tower image|text|both] [--batch N] [--warmup N] [--iters N] [--threads N]\n"
-    "                        [--seed S] [--ceiling N] [--all] [--json OUT.json]\n"
+    "usage: evabench profile [--variant NAME | --config C.json] [--weights W.safetensors] [--impl ref|cuda]\n"
+    "                        [--precision P] [--tower image|text|both] [--batch N] [--warmup N] [--iters N]\n"
+    "                        [--threads N] [--seed S] [--ceiling N] [--all] [--json OUT.json]\n"
     "\n"
     "Times each module of a forward at the tap boundaries (patch embedding; each block's norms, attention\n"
     "and MLP; final norm and head; the text tower likewise): median time, share of the forward, matmul\n"
     "GFLOP and achieved GFLOP/s per module, as a fraction of the GEMM ceiling measured on this machine\n"
-    "(the reference SGEMM on an N x N x N product). Random weights unless --weights (the output says\n"
-    "which). Before allocating, the memory the run needs is checked (exit 2 when it cannot fit).\n"
+    "(ref: the reference SGEMM on an N x N x N product; cuda: cuBLASLt on N x N x N in the run's\n"
+    "precision). The reference is timed with host timestamps at its taps; cuda with CUDA events at the\n"
+    "same boundaries (no copies, no CUDA graphs, the batch in one pass). Random weights unless --weights\n"
+    "(the output says which). Before allocating, the memory the run needs is checked (exit 2 when it\n"
+    "cannot fit).\n"
     "\n"
     "  --variant NAME       built-in variant (official or open_clip name)\n"
     "  --config C.json      config JSON instead of --variant\n"
     "  --weights W          safetensors weights\n"
-    "  --impl ref           the reference (cuda: N/A, no per-op device events in its API; use bench)\n"
+    "  --impl ref|cuda      the reference (default) or the CUDA twin (needs a device)\n"
+    "  --precision P        fp32 (default; the reference's only one), tf32, bf16 or fp16 (cuda)\n"
     "  --tower T            image (default), text or both\n"
     "  --batch N            batch size (default 1)\n"
     "  --warmup N           untimed forwards (default 1)\n"
     "  --iters N            timed forwards; medians over them (default 3)\n"
     "  --threads N          OpenMP threads (default: all)\n"
     "  --seed S             seed of the random weights and inputs (default 0)\n"
-    "  --ceiling N          size of the GEMM-ceiling product (default 2048; 0 skips it)\n"
+    "  --ceiling N          size of the GEMM-ceiling product (default 2048 for ref, 8192 for cuda; 0 skips it)\n"
     "  --all                print every tap, not only the summary by module kind and block\n"
     "  --json OUT.json      write the profile (every tap) as JSON\n"
     "\n"
-    "Exit status: 0 ok, 2 bad usage or input, --impl cuda, or a run that does not fit in memory,\n"
-    "3 internal failure.\n";
+    "Exit status: 0 ok, 2 bad usage or input, --impl cuda without a usable device (or in a build without\n"
+    "CUDA), or a run that does not fit in memory, 3 internal failure.\n";
 
 /* ---- summaries --------------------------------------------------------------------------------- */
 
@@ -213,7 +226,7 @@ static cJSON *profile_json(const eva_profile *p, double ceiling) {
 int eva_cmd_profile(int argc, char **argv) {
     eva_bench_setup o = {"profile", NULL, NULL, NULL, NULL, NULL, 0, 1, 1};
     const char *tower_s = "image", *json_out = NULL, *num = NULL;
-    long batch = 1, warmup = 1, iters = 3, threads = 0, seed = 0, ceiling_n = 2048;
+    long batch = 1, warmup = 1, iters = 3, threads = 0, seed = 0, ceiling_n = -1;
     bool all = false;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
@@ -272,13 +285,31 @@ int eva_cmd_profile(int argc, char **argv) {
         fprintf(stderr, "evabench profile: --tower '%s': expected image, text or both\n", tower_s);
         return 2;
     }
-    if (o.impl && !strcmp(o.impl, "cuda")) {
-        fprintf(stderr,
-                "evabench profile: --impl cuda: per-module device timing is N/A in this build: the CUDA twin's API "
-                "(cuda/eva_cuda.h) exposes no per-op device events, and timing its taps would measure device-to-host "
-                "copies instead of kernels. Use 'evabench bench --impl cuda' for whole-forward timings.\n");
-        return 2;
+    const bool cuda = o.impl && !strcmp(o.impl, "cuda");
+    if (ceiling_n < 0) ceiling_n = cuda ? 8192 : 2048;
+    bool tty = isatty(2);
+    double ceiling = 0; /* GFLOP/s */
+    eva_status st = EVA_OK;
+#ifdef EVA_HAVE_CUDA
+    /* the card's ceiling, before the model takes its memory (a build without CUDA refuses below) */
+    if (cuda && ceiling_n > 0) {
+        eva_precision prec = EVA_PREC_FP32;
+        double tflops = 0;
+        st = eva_precision_parse(&prec, o.precision ? o.precision : "fp32");
+        if (st == EVA_OK) st = eva_backend_check(EVA_IMPL_CUDA, prec);
+        if (st == EVA_OK) {
+            if (tty) fprintf(stderr, "profile: measuring the GEMM ceiling (%ld^3, %s)...", ceiling_n,
+                             eva_precision_name(prec));
+            st = eva_cuda_gemm_ceiling(prec, (int)ceiling_n, &tflops);
+            if (tty) eva_bench_progress(NULL, 0, 0);
+        }
+        if (st != EVA_OK) {
+            fprintf(stderr, "evabench profile: %s\n", eva_last_error());
+            return eva_status_exit_code(st);
+        }
+        ceiling = tflops * 1e3;
     }
+#endif
     o.max_batch = (int)batch;
     o.seed = (uint64_t)seed;
     if (threads > 0) {
@@ -289,15 +320,13 @@ int eva_cmd_profile(int argc, char **argv) {
     eva_sysinfo si;
     eva_sysinfo_get(&si);
     eva_bench_session s;
-    eva_status st = eva_bench_session_open(&s, &o);
+    st = eva_bench_session_open(&s, &o);
     if (st != EVA_OK) {
         fprintf(stderr, "evabench profile: %s\n", eva_last_error());
         eva_bench_session_close(&s);
         return eva_status_exit_code(st);
     }
-    bool tty = isatty(2);
-    double ceiling = 0;
-    if (ceiling_n > 0) {
+    if (!cuda && ceiling_n > 0) {
         if (tty) fprintf(stderr, "profile: measuring the GEMM ceiling (%ld^3)...", ceiling_n);
         st = eva_bench_gemm_ceiling(&ceiling, (int)ceiling_n, 3);
         if (tty) eva_bench_progress(NULL, 0, 0);
@@ -312,14 +341,23 @@ int eva_cmd_profile(int argc, char **argv) {
            o.weights ? "" : " (random weights: timings only)");
     printf("device: %s\nbuild: %s (%s), %s, %s, gemm kernel %s%s\n", s.device, si.version, si.git_rev, si.compiler,
            si.flags, eva_gemm_kernel_name(), si.sanitizers ? ", SANITIZERS (timings not meaningful)" : "");
-    if (ceiling > 0)
+    if (ceiling > 0 && cuda)
+        printf("GEMM ceiling: %.1f TFLOP/s (cuBLASLt %ld^3 %s, best of 5, this card)\n", ceiling * 1e-3, ceiling_n,
+               eva_precision_name(s.precision));
+    else if (ceiling > 0)
         printf("GEMM ceiling: %.1f GFLOP/s (reference SGEMM, %ldx%ldx%ld fp32, best of 3, this machine)\n", ceiling,
                ceiling_n, ceiling_n, ceiling_n);
     else
         printf("GEMM ceiling: not measured (--ceiling 0)\n");
-    printf("times: wall time between consecutive taps, median of %ld forwards after %ld warm-up; GFLOP: matmul "
-           "FLOPs (2 per multiply-add)\n",
-           iters, warmup);
+    if (cuda)
+        printf("times: device time (CUDA events) between consecutive taps, median of %ld forwards after %ld "
+               "warm-up; the forward's total is host wall clock (input upload included); GFLOP: matmul FLOPs (2 per "
+               "multiply-add)\n",
+               iters, warmup);
+    else
+        printf("times: wall time between consecutive taps, median of %ld forwards after %ld warm-up; GFLOP: matmul "
+               "FLOPs (2 per multiply-add)\n",
+               iters, warmup);
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "schema", "evabench-profile/1");
@@ -328,15 +366,19 @@ int eva_cmd_profile(int argc, char **argv) {
     cJSON_AddStringToObject(root, "precision", eva_precision_name(s.precision));
     cJSON_AddStringToObject(root, "weights", s.weights_desc);
     cJSON_AddStringToObject(root, "device", s.device);
-    cJSON_AddStringToObject(root, "timing", "cpu wall clock between tap boundaries");
+    cJSON_AddStringToObject(root, "timing",
+                            cuda ? "cuda events between tap boundaries (device); total: host wall clock incl. upload"
+                                 : "cpu wall clock between tap boundaries");
     if (ceiling > 0) {
         cJSON_AddNumberToObject(root, "gemm_ceiling_gflops", ceiling);
         char shape[64];
         snprintf(shape, sizeof shape, "%ldx%ldx%ld", ceiling_n, ceiling_n, ceiling_n);
         cJSON_AddStringToObject(root, "gemm_ceiling_shape", shape);
+        cJSON_AddStringToObject(root, "gemm_ceiling_source", cuda ? "cuBLASLt" : "reference SGEMM");
     } else {
         cJSON_AddNullToObject(root, "gemm_ceiling_gflops");
         cJSON_AddNullToObject(root, "gemm_ceiling_shape");
+        cJSON_AddNullToObject(root, "gemm_ceiling_source");
     }
     cJSON *env = eva_bench_env_json(&si);
     cJSON_AddItemToObject(root, "host", cJSON_DetachItemFromObject(env, "host"));

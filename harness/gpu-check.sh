@@ -7,7 +7,8 @@
 #   4. compute-sanitizer --tool memcheck on one tiny model's verify (fp32 and bf16)
 #   5. throughput of --impl cuda (evabench bench) against PyTorch eager and torch.compile
 #      (harness/bench_pytorch.py) for the EVA02-B/16 and L/14 image and text towers at batch 1
-#      and 256 in bf16, with peak device memory, plus the card's bf16 GEMM ceiling
+#      and 256 in bf16, with peak device memory, plus the card's bf16 GEMM ceiling, and the
+#      per-module device profile of the B/16 image tower at batch 256 in bf16 (evabench profile)
 # Writes OUTDIR/summary.md, OUTDIR/results.json, OUTDIR/gpu-check.log and OUTDIR/details.tar.gz
 # (per-step logs and JSON): four files, so it fits what a device call brings back. Every step's
 # status is recorded and the script goes on after a failure; exit 0 iff every step passed.
@@ -159,6 +160,10 @@ for _ in range(10):
 t.sort(); ms=t[len(t)//2]; tf=2*8192**3/(ms/1e3)/1e12
 print(json.dumps({"gemm":"bf16 8192^3 torch.matmul","median_ms":ms,"tflops":tf}))' 
   grep '^{' "$DET/gemm_ceiling.log" >"$DET/gemm_ceiling.json" 2>/dev/null
+  if [ $have_build = 1 ]; then # CUDA events at every tap boundary; its own cuBLASLt bf16 8192^3 ceiling
+    run_step profile_cuda_EVA02-B-16 90 "$EVB" profile --variant EVA02-B-16 --impl cuda --precision bf16 \
+      --batch 256 --iters 5 --json "$DET/profile_cuda_EVA02-B-16.json"
+  fi
   modes="eager,compile"; [ "${GPU_CHECK_COMPILE:-1}" = 0 ] && modes="eager"
   for v in EVA02-B-16 EVA02-L-14; do
     for tw in image text; do

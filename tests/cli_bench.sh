@@ -2,7 +2,8 @@
 # cli_bench.sh: `evabench bench` and `evabench profile` end to end on a tiny config (issue 5):
 # records parse and carry every contract.md field, JSON Lines append, profiles name every tap,
 # the memory refusal (a variant that cannot fit: exit 2 with the bytes needed and available, before
-# anything is allocated), profile --impl cuda refused as N/A, and bad options refused with exit 2.
+# anything is allocated), profile --impl cuda (without a device or without CUDA: exit 2 with the
+# reason; with a device: device-timed rows and a cuBLASLt ceiling), and bad options refused with exit 2.
 # Run by ctest as: bash tests/cli_bench.sh <evabench>. Exit 0 pass, 1 fail, 77 skip (no python3).
 set -u
 
@@ -125,7 +126,22 @@ expect_refusal "tiny config with 1 MB available" "available" env EVA_MEM_AVAILAB
   "$EVABENCH" bench --config "$W/tiny.json"
 
 # ---- other refusals ------------------------------------------------------------------------------
-expect_refusal "profile --impl cuda" "N/A" "$EVABENCH" profile --config "$W/tiny.json" --impl cuda
+# profile --impl cuda: no device (or no CUDA in this build) -> exit 2 with the reason; a device -> a profile
+timeout "$TO" "$EVABENCH" profile --config "$W/tiny.json" --impl cuda --tower both --batch 2 --iters 2 \
+  --ceiling 256 --json "$W/prof_cuda.json" >"$W/out" 2>"$W/err"
+rc=$?
+if [ $rc -eq 2 ]; then
+  grep -qE "no CUDA device is available|this build has no CUDA" "$W/err" \
+    || fail "profile --impl cuda: exit 2 without the device/build reason: $(head -c 300 "$W/err")"
+elif [ $rc -eq 0 ]; then
+  grep -q "GEMM ceiling: .* TFLOP/s (cuBLASLt 256^3 fp32" "$W/out" || fail "profile --impl cuda: no cuBLASLt ceiling"
+  "$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])); assert p["impl"] == "cuda"
+assert sorted(q["tower"] for q in p["profiles"]) == ["image", "text"]
+assert all(r["median_ms"] >= 0 for q in p["profiles"] for r in q["taps"])' "$W/prof_cuda.json" \
+    || fail "profile --impl cuda record"
+else
+  fail "profile --impl cuda: exit $rc ($(head -c 300 "$W/err"))"
+fi
 expect_refusal "--batch 0" "--batch" "$EVABENCH" bench --config "$W/tiny.json" --batch 0
 expect_refusal "--batch 1,,2" "--batch" "$EVABENCH" bench --config "$W/tiny.json" --batch 1,,2
 expect_refusal "--batch 1," "--batch" "$EVABENCH" bench --config "$W/tiny.json" --batch 1,
