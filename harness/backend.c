@@ -70,6 +70,13 @@ eva_status eva_backend_check(eva_impl impl, eva_precision p) {
 #endif
 }
 
+eva_status eva_backend_select(eva_impl *impl, eva_precision *p, const char *impl_s, const char *prec_s) {
+    eva_status st = eva_impl_parse(impl, impl_s ? impl_s : "ref");
+    if (st == EVA_OK) st = eva_precision_parse(p, prec_s ? prec_s : "fp32");
+    if (st == EVA_OK) st = eva_backend_check(*impl, *p);
+    return st;
+}
+
 eva_status eva_backend_open(eva_backend *b, eva_impl impl, eva_precision p, const eva_model *m) {
     memset(b, 0, sizeof *b);
     eva_status st = eva_backend_check(impl, p);

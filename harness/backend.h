@@ -62,6 +62,9 @@ typedef struct {
 /* Checks that (impl, precision) is runnable by this build without touching a device or weights:
  * used before loading anything so that a refusal is quick. */
 eva_status eva_backend_check(eva_impl impl, eva_precision p);
+/* The --impl / --precision options: parses both (NULL means "ref" / "fp32") and checks the pair
+ * with eva_backend_check. */
+eva_status eva_backend_select(eva_impl *impl, eva_precision *p, const char *impl_s, const char *prec_s);
 eva_status eva_backend_open(eva_backend *b, eva_impl impl, eva_precision p, const eva_model *m);
 eva_status eva_backend_encode_image(eva_backend *b, float *features, const float *pixels, int B, const eva_tap *tap);
 eva_status eva_backend_encode_text(eva_backend *b, float *features, const int32_t *ids, int T, const eva_tap *tap);

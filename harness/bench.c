@@ -159,9 +159,7 @@ static const eva_backend_ops cu_ops = {"cuda",     cu_create, cu_image,      cu_
 
 eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o) {
     memset(s, 0, sizeof *s);
-    eva_status st = eva_impl_parse(&s->impl, o->impl ? o->impl : "ref");
-    if (st == EVA_OK) st = eva_precision_parse(&s->precision, o->precision ? o->precision : "fp32");
-    if (st == EVA_OK) st = eva_backend_check(s->impl, s->precision);
+    eva_status st = eva_backend_select(&s->impl, &s->precision, o->impl, o->precision);
     if (st == EVA_OK)
         st = eva_resolve_config(&s->cfg, &s->config_source, o->config, o->variant, NULL, NULL, o->weights);
     if (st != EVA_OK) return st;

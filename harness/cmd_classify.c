@@ -121,8 +121,7 @@ int eva_cmd_classify(int argc, char **argv) {
     const char *templates_name = NULL;
     int n_failed = 0;
 
-    if ((st = eva_impl_parse(&impl, impl_s)) != EVA_OK || (st = eva_precision_parse(&prec, prec_s)) != EVA_OK ||
-        (st = eva_backend_check(impl, prec)) != EVA_OK)
+    if ((st = eva_backend_select(&impl, &prec, impl_s, prec_s)) != EVA_OK)
         goto fail;
     if ((st = eva_zs_list_from_csv(&labels, labels_s, "--labels")) != EVA_OK) goto fail;
     if ((st = eva_zs_templates_load(&templates, templates_s, &templates_name)) != EVA_OK) goto fail;

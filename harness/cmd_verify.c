@@ -149,8 +149,7 @@ int eva_cmd_verify(int argc, char **argv) {
     eva_status st;
     eva_impl impl;
     eva_precision prec;
-    if ((st = eva_impl_parse(&impl, impl_s)) != EVA_OK || (st = eva_precision_parse(&prec, prec_s)) != EVA_OK ||
-        (st = eva_backend_check(impl, prec)) != EVA_OK)
+    if ((st = eva_backend_select(&impl, &prec, impl_s, prec_s)) != EVA_OK)
         return eva_cli_fail("verify", st);
 
     int code = 3;
