@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eva_backend.h"
 #include "eva_config.h"
 #include "eva_tap.h"
 #include "eva_weights.h"
@@ -64,11 +65,10 @@ int eva_cuda_timings(const eva_cuda_model *m, char (*names)[EVA_TAP_NAME_MAX], d
  * per multiply-add). For the profile's ceiling. */
 eva_status eva_cuda_gemm_ceiling(eva_precision prec, int n, double *tflops);
 
-/* The harness's backend interface (harness/backend.h) over this API, for --impl cuda. Its
- * create() sizes activations for EVA_CUDA_MAX_BATCH items (environment, default 256; shrunk to
- * fit the device) and larger batches are split. Defined in cuda/eva_cuda_backend.c. */
-struct eva_backend_ops;
-const struct eva_backend_ops *eva_cuda_backend_ops(void);
+/* The core's backend interface (eva_backend.h) over this API, for --impl cuda. Its create()
+ * sizes activations for max_batch items (0: EVA_CUDA_MAX_BATCH from the environment, default 256;
+ * shrunk to fit the device) and larger batches are split. Defined in eva_cuda_backend.c. */
+const eva_backend_ops *eva_cuda_backend_ops(void);
 
 #ifdef __cplusplus
 }

@@ -1,13 +1,15 @@
-/* eva_cuda_backend.c: the CUDA twin behind the harness's backend interface (harness/backend.h),
- * so encode/verify/bench take --impl cuda. A thin adapter over eva_cuda.h: create() uploads the
- * model for EVA_CUDA_MAX_BATCH items (default 256; the model shrinks that to the device's free
- * memory and splits larger batches), describe() names the device and library versions,
- * set_timing()/timings() expose the model's per-module device events to `evabench profile`.
+/* eva_cuda_backend.c: the CUDA twin behind the core's backend interface (eva_backend.h), so
+ * encode/verify/bench take --impl cuda. A thin adapter over eva_cuda.h: create() uploads the
+ * model for max_batch items (0: EVA_CUDA_MAX_BATCH from the environment, default 256; the model
+ * shrinks that to the device's free memory and splits larger batches), describe() names the
+ * device and library versions, set_timing()/timings() expose the model's per-module device events
+ * to `evabench profile`, plan_device()/peak_device_bytes()/gemm_ceiling() feed bench's memory plan
+ * and profile's ceiling.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../harness/backend.h"
+#include "eva_backend.h"
 #include "eva_cuda.h"
 
 typedef struct {
@@ -15,14 +17,16 @@ typedef struct {
     char desc[512];
 } cuda_state;
 
-static eva_status cb_create(void **state, const eva_model *m, eva_precision p) {
+static eva_status cb_create(void **state, const eva_model *m, eva_precision p, int max_batch) {
     *state = NULL;
     eva_cuda_device_info di;
     eva_status st = eva_cuda_device(&di);
     if (st != EVA_OK) return st;
-    int max_batch = 256;
-    const char *env = getenv("EVA_CUDA_MAX_BATCH");
-    if (env && atoi(env) > 0) max_batch = atoi(env);
+    if (max_batch <= 0) {
+        max_batch = 256;
+        const char *env = getenv("EVA_CUDA_MAX_BATCH");
+        if (env && atoi(env) > 0) max_batch = atoi(env);
+    }
     cuda_state *s = calloc(1, sizeof *s);
     if (!s) return eva_fail(EVA_ERR_NOMEM, "--impl cuda: out of host memory");
     st = eva_cuda_model_create(&s->m, m, p, max_batch);
@@ -62,7 +66,35 @@ static int cb_timings(void *state, char (*names)[EVA_TAP_NAME_MAX], double *ms, 
     return eva_cuda_timings(((cuda_state *)state)->m, names, ms, max);
 }
 
-static const eva_backend_ops cuda_ops = {"cuda",      cb_create,  cb_image,      cb_text,
-                                         cb_destroy,  cb_describe, cb_set_timing, cb_timings};
+static eva_status cb_plan_device(const eva_config *cfg, eva_precision p, int max_batch, char *desc, size_t desc_size,
+                                 int64_t *need_bytes, int64_t *free_bytes) {
+    eva_cuda_device_info di;
+    eva_status st = eva_cuda_device(&di);
+    if (st != EVA_OK) return st;
+    snprintf(desc, desc_size, "gpu: %s (sm_%d%d, %.1f GiB, driver %d, runtime %d, cuBLAS %d, cuDNN %zu)", di.name,
+             di.sm_major, di.sm_minor, di.total_bytes / (1024.0 * 1024.0 * 1024.0), di.driver_version,
+             di.runtime_version, di.cublas_version, di.cudnn_version);
+    *need_bytes = (int64_t)eva_cuda_model_bytes_needed(cfg, p, max_batch);
+    *free_bytes = (int64_t)di.free_bytes;
+    return EVA_OK;
+}
 
-const struct eva_backend_ops *eva_cuda_backend_ops(void) { return &cuda_ops; }
+static int64_t cb_peak_device_bytes(void *state) {
+    return state ? (int64_t)eva_cuda_model_peak_bytes(((cuda_state *)state)->m) : -1;
+}
+
+static const eva_backend_ops cuda_ops = {
+    .name = "cuda",
+    .create = cb_create,
+    .encode_image = cb_image,
+    .encode_text = cb_text,
+    .destroy = cb_destroy,
+    .describe = cb_describe,
+    .set_timing = cb_set_timing,
+    .timings = cb_timings,
+    .plan_device = cb_plan_device,
+    .peak_device_bytes = cb_peak_device_bytes,
+    .gemm_ceiling = eva_cuda_gemm_ceiling,
+};
+
+const eva_backend_ops *eva_cuda_backend_ops(void) { return &cuda_ops; }

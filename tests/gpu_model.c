@@ -7,6 +7,8 @@
  * Exits 77 (ctest: skipped) when no CUDA device is usable. Runs without fork.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -250,11 +252,11 @@ START_TEST(test_refusals) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     eva_cuda_device_info di;
     if (eva_cuda_device(&di) != EVA_OK) {
-        printf("gpu_model: skipped: %s\n", eva_last_error());
-        return 77;
+        opt->skip_reason = eva_last_error();
+        return NULL;
     }
     printf("gpu_model on %s (sm_%d%d, %.1f GiB free)\n", di.name, di.sm_major, di.sm_minor,
            di.free_bytes / 1073741824.0);
@@ -266,10 +268,6 @@ int main(void) {
     tcase_add_loop_test(tc, test_determinism_graphs, 0, NFAM);
     tcase_add_test(tc, test_refusals);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    opt->nofork = true;
+    return s;
 }

@@ -4,6 +4,8 @@
  * upstream timm 1.0.3 (RotaryEmbeddingCat for head_dim 24, grid 5; printed by the golden venv,
  * see test_rope_timm) - never from our own output. */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -392,7 +394,7 @@ START_TEST(test_embeddings_outputs) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("ref_ops");
     TCase *tc = tcase_create("ops");
     tcase_set_timeout(tc, 600);
@@ -410,9 +412,5 @@ int main(void) {
     tcase_add_test(tc, test_patch_embed);
     tcase_add_test(tc, test_embeddings_outputs);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+        return s;
 }

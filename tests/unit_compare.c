@@ -2,6 +2,8 @@
  * comparison of compare.h: rule matching, the table's own validation, depth of a tap, and each
  * part of the verdict (element budget, atol_rms, depth growth, cosine floor, NaN/Inf, N/A). */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,7 +215,7 @@ START_TEST(na_rows) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("compare");
     TCase *tc = tcase_create("compare");
     tcase_add_test(tc, builtin_table_all_precisions);
@@ -227,9 +229,5 @@ int main(void) {
     tcase_add_test(tc, nonfinite_fails);
     tcase_add_test(tc, na_rows);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+        return s;
 }

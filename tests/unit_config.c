@@ -2,6 +2,8 @@
  * model_profile.csv (anchors.md), config JSON round trip and refusals, tensor table names and
  * shapes (spec §9), tap names. Expected numbers are copied from the spec, not from our output. */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,7 +223,7 @@ START_TEST(test_tap_names) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_param_counts);
@@ -232,9 +234,5 @@ int main(void) {
     tcase_add_test(tc, test_tensor_table);
     tcase_add_test(tc, test_tap_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+        return s;
 }

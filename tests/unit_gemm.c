@@ -4,6 +4,8 @@
  * rows, with and without bias, on both micro-kernels (AVX-512 where compiled, portable always),
  * serial and parallel; and that both kernels and every thread count give bit-identical results. */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -198,10 +200,4 @@ static Suite *gemm_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(gemm_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+Suite *eva_test_suite(eva_test_options *opt) { return gemm_suite(); }

@@ -5,6 +5,8 @@
  * the weights path resolution, and encode's writer read back. Files are made here with the HDF5
  * C API in a temporary folder. */
 #include <check.h>
+
+#include "check_main.h"
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,7 +310,7 @@ START_TEST(writer_round_trip) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("golden_io");
     TCase *tc = tcase_create("golden_io");
     tcase_add_test(tc, golden_vlen_strings);
@@ -320,9 +322,5 @@ int main(void) {
     tcase_add_test(tc, acts_members_must_be_datasets);
     tcase_add_test(tc, writer_round_trip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+        return s;
 }

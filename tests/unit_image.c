@@ -8,6 +8,8 @@
  *    claiming huge sizes; refused before any pixel allocation) -> EVA_ERR_FORMAT naming the file;
  *  - torchvision's output-size and half-even crop arithmetic on a few hand cases. */
 #include <check.h>
+
+#include "check_main.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -242,7 +244,7 @@ START_TEST(size_arithmetic) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
@@ -251,10 +253,6 @@ int main(void) {
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, parity_all_sizes);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    opt->nofork = true;
+    return s;
 }

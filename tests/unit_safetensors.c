@@ -2,6 +2,8 @@
  * fp16/bf16 conversions of eva_half.h. Every hostile file is generated here byte by byte; each
  * must give the right status and a message naming the file (and the tensor where there is one). */
 #include <check.h>
+
+#include "check_main.h"
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -464,7 +466,7 @@ START_TEST(writer_refuses_bad_items) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("safetensors");
     TCase *h = tcase_create("half");
     tcase_add_test(h, half_f16_exhaustive);
@@ -491,9 +493,5 @@ int main(void) {
     tcase_add_test(r, file_shrinks_after_open);
     tcase_add_test(r, writer_refuses_bad_items);
     suite_add_tcase(s, r);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return s;
 }

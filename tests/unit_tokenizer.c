@@ -3,8 +3,10 @@
  * (100 % exact required), the cleaning steps one by one, invalid UTF-8 (as Python's
  * surrogateescape + ftfy), truncation at other context lengths, and the merges-file refusals.
  * The mojibake group (ftfy fix_encoding, not covered) is measured and printed, not required.
- * The merges file is fetched by golden/fetch_bpe.sh when missing (eva_tokenizer_open(NULL)). */
+ * The merges file is the copy compiled into the library (eva_tokenizer_open(NULL)). */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +167,9 @@ START_TEST(bad_merges_files) {
 }
 END_TEST
 
-int main(void) {
+static void free_tokenizer(void) { eva_tokenizer_free(tok); }
+
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
@@ -176,11 +180,7 @@ int main(void) {
     tcase_add_test(tc, hard_corpus);
     tcase_add_test(tc, bad_merges_files);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    eva_tokenizer_free(tok);
-    return failed ? 1 : 0;
+    opt->nofork = true;
+    opt->teardown = free_tokenizer;
+    return s;
 }

@@ -5,6 +5,8 @@
  * and their dtype/naming variants agree bit for bit. Model files are written here with
  * eva_safetensors_write. */
 #include <check.h>
+
+#include "check_main.h"
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -521,7 +523,7 @@ START_TEST(golden_variants_identical) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("weights");
     TCase *t = tcase_create("load");
     tcase_add_checked_fixture(t, setup, teardown);
@@ -545,9 +547,5 @@ int main(void) {
     tcase_add_test(t, free_is_safe);
     tcase_add_test(t, golden_variants_identical);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return s;
 }

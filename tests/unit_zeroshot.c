@@ -12,6 +12,8 @@
  * EVA_ZS_PROMPTS=all overrides either default (golden/zeroshot/README.md).
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_select.h"
 #include "zeroshot.h"
 
 static const char *src_dir(void) {
@@ -453,7 +455,7 @@ START_TEST(imagenet_80k_prompts) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("zeroshot");
     TCase *tc = tcase_create("unit");
     tcase_add_test(tc, sha256_nist_vectors);
@@ -473,9 +475,5 @@ int main(void) {
     tcase_add_test(tp, parity_8b);
     tcase_add_test(tp, imagenet_80k_prompts);
     suite_add_tcase(s, tp);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+        return s;
 }

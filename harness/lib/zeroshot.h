@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "backend.h"
+#include "backend_select.h"
 #include "eva_status.h"
 #include "eva_tokenizer.h"
 #include "eva_weights.h"

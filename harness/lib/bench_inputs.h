@@ -22,7 +22,7 @@ typedef struct {
     int64_t *id_offs; /* [n+1] */
 } eva_text_set;
 
-/* EVA_SOURCE_DIR/golden/parity, or $EVA_PARITY_DIR. */
+/* $EVA_PARITY_DIR, else golden/parity of the source tree the build was configured from. */
 const char *eva_parity_dir(void);
 /* Reads group `group` (imagenet, hard, mojibake) of the tokens file `h5path`; checks the offsets. */
 eva_status eva_text_set_read(eva_text_set *s, const char *h5path, const char *group);

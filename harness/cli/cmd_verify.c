@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_select.h"
 #include "cli.h"
 #include "cmds.h"
 #include "compare.h"
@@ -222,7 +222,7 @@ int eva_cmd_verify(int argc, char **argv) {
         if (!weights_arg) eva_fail_context("%s: weights attribute", golden_path);
         goto fail;
     }
-    if ((st = eva_backend_open(&be, impl, prec, &model)) != EVA_OK) goto fail;
+    if ((st = eva_backend_open_impl(&be, impl, prec, &model, 0)) != EVA_OK) goto fail;
 
     cap.g = &g;
     cap.data = calloc((size_t)g.n_acts, sizeof *cap.data);

@@ -1,4 +1,4 @@
-/* bench_inputs.c: reading the issue-3 parity data (tokens.h5 text sets, images.h5 tensors) and
+/* bench_inputs.c: reading the input parity data (tokens.h5 text sets, images.h5 tensors) and
  * the speed lines of the tokenizer and of image decode + preprocess. See bench_inputs.h. */
 #include "bench_inputs.h"
 
@@ -12,7 +12,7 @@
 
 const char *eva_parity_dir(void) {
     const char *e = getenv("EVA_PARITY_DIR");
-    return (e && *e) ? e : EVA_SOURCE_DIR "/golden/parity";
+    return (e && *e) ? e : EVA_DEFAULT_PARITY_DIR;
 }
 
 static double now_s(void) {

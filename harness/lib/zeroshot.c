@@ -991,7 +991,7 @@ static eva_status session_encode_text(void *ctx, float *features, const int32_t 
 eva_status eva_zs_session_open(eva_zs_session *s, const char *weights, eva_impl impl, eva_precision prec) {
     eva_status st = eva_model_load(&s->model, weights, &s->cfg);
     if (st != EVA_OK) return st;
-    if ((st = eva_backend_open(&s->be, impl, prec, &s->model)) != EVA_OK) return st;
+    if ((st = eva_backend_open_impl(&s->be, impl, prec, &s->model, 0)) != EVA_OK) return st;
     if ((st = eva_tokenizer_open(&s->tok, NULL)) != EVA_OK) return st;
     if (!s->text_batch) {
         /* as many prompts per call as keep the reference's activation workspace under 1 GiB */

@@ -16,7 +16,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "backend.h"
+#include "backend_select.h"
 #include "eva_config.h"
 #include "eva_tap.h"
 #include "sysinfo.h"
@@ -64,7 +64,6 @@ typedef struct {
     eva_precision precision;
     eva_model model;
     eva_backend backend;
-    void *cuda_model;                /* eva_cuda_model * when impl is cuda */
     eva_mem_plan plan;
     int64_t baseline_rss;            /* RSS before the weights */
     char weights_desc[600];          /* "random(seed=N)" or the path */

@@ -38,6 +38,9 @@
 
 #include "eva_text_tables.h"
 
+/* Generated from ref/input/data/ by cmake/embed.cmake. */
+const unsigned char *eva_input_embedded_file(const char *name, size_t *len);
+
 #define N_MERGES 48894
 
 /* ---------------------------------------------------------------- code point vectors -------- */
@@ -598,17 +601,6 @@ static int32_t strmap_get(const strmap *m, const char *k, size_t n) {
     }
 }
 
-const char *eva_tokenizer_default_path(void) {
-    const char *e = getenv("EVA_BPE_PATH");
-    if (e && *e) return e;
-    return EVA_SOURCE_DIR "/golden/cache/bpe_simple_vocab_16e6.txt.gz";
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 void eva_tokenizer_free(eva_tokenizer *t) {
     if (!t) return;
     free(t->merges);
@@ -619,47 +611,95 @@ void eva_tokenizer_free(eva_tokenizer *t) {
     free(t);
 }
 
-eva_status eva_tokenizer_open(eva_tokenizer **out, const char *bpe_path) {
+/* The gzip stream gz[n] inflated into a NUL-terminated buffer (*out, *out_len); `what` names the
+ * source in messages. At most 16 MiB of text (the merges file is 1.6 MiB). */
+static eva_status gunzip_text(char **out, size_t *out_len, const unsigned char *gz, size_t n, const char *what) {
+    enum { MAX_TEXT = 16 << 20 };
     *out = NULL;
-    const char *path = bpe_path ? bpe_path : eva_tokenizer_default_path();
-    if (!bpe_path && !file_exists(path) && !getenv("EVA_NO_FETCH")) {
-        /* First use from a fresh clone: fetch it from the open_clip_torch wheel (hash-checked). */
-        const char *script = EVA_SOURCE_DIR "/golden/fetch_bpe.sh";
-        if (file_exists(script)) {
-            char cmd[4096];
-            snprintf(cmd, sizeof cmd, "bash '%s' >/dev/null", script);
-            if (system(cmd) != 0) { /* its own message went to stderr */ }
-        }
-    }
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return eva_fail(EVA_ERR_IO, "%s: cannot open the BPE merges file (run golden/fetch_bpe.sh, or set EVA_BPE_PATH)", path);
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        if (n + 65536 > cap) {
-            char *nb = realloc(buf, cap * 2);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return eva_fail(EVA_ERR_NOMEM, "%s: cannot start zlib", what);
+    size_t cap = 4u << 20, len = 0;
+    char *buf = malloc(cap + 1);
+    eva_status st = buf ? EVA_OK : eva_fail(EVA_ERR_NOMEM, "%s: out of memory reading merges", what);
+    zs.next_in = (unsigned char *)gz;
+    zs.avail_in = (uInt)n;
+    int z = Z_OK;
+    while (st == EVA_OK && z != Z_STREAM_END) {
+        if (len == cap) {
+            char *nb = cap < MAX_TEXT ? realloc(buf, cap * 2 + 1) : NULL;
             if (!nb) {
-                free(buf);
-                buf = NULL;
+                st = eva_fail(EVA_ERR_FORMAT, "%s: more than %d MiB of text: not a merges file", what, MAX_TEXT >> 20);
                 break;
             }
             buf = nb;
             cap *= 2;
         }
-        int r = gzread(gz, buf + n, 65536);
-        if (r < 0) {
-            free(buf);
-            gzclose(gz);
-            return eva_fail(EVA_ERR_FORMAT, "%s: not a readable gzip file", path);
-        }
-        if (r == 0) break;
-        n += (size_t)r;
+        zs.next_out = (unsigned char *)buf + len;
+        zs.avail_out = (uInt)(cap - len);
+        z = inflate(&zs, Z_NO_FLUSH);
+        len = cap - zs.avail_out;
+        if (z != Z_OK && z != Z_STREAM_END)
+            st = eva_fail(EVA_ERR_FORMAT, "%s: not a readable gzip file", what);
     }
-    gzclose(gz);
-    if (!buf) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory reading merges", path);
-    buf[n] = 0;
+    inflateEnd(&zs);
+    if (st != EVA_OK) {
+        free(buf);
+        return st;
+    }
+    buf[len] = 0;
+    *out = buf;
+    *out_len = len;
+    return EVA_OK;
+}
+
+/* The whole file at `path` (at most 64 MiB) in *out. */
+static eva_status read_small_file(unsigned char **out, size_t *n, const char *path) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return eva_fail(EVA_ERR_IO, "%s: cannot open the BPE merges file", path);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > (64 << 20)) {
+        fclose(f);
+        return eva_fail(EVA_ERR_FORMAT, "%s: not a merges file (not a regular file of at most 64 MiB)", path);
+    }
+    *n = (size_t)sb.st_size;
+    *out = malloc(*n + 1);
+    size_t got = *out ? fread(*out, 1, *n, f) : 0;
+    fclose(f);
+    if (!*out || got != *n) {
+        free(*out);
+        *out = NULL;
+        return eva_fail(EVA_ERR_IO, "%s: cannot read the BPE merges file", path);
+    }
+    return EVA_OK;
+}
+
+/* The merges text: the copy compiled into the library (ref/input/data/, sha256 checked at build
+ * time), or the gzip file at bpe_path. */
+static eva_status load_merges_text(char **buf, size_t *len, const char *bpe_path) {
+    if (!bpe_path) {
+        size_t n = 0;
+        const unsigned char *gz = eva_input_embedded_file("bpe_simple_vocab_16e6.txt.gz", &n);
+        if (!gz) return eva_fail(EVA_ERR_INTERNAL, "tokenizer: this build has no merges file compiled in");
+        return gunzip_text(buf, len, gz, n, "bpe_simple_vocab_16e6.txt.gz (built in)");
+    }
+    unsigned char *gz = NULL;
+    size_t n = 0;
+    eva_status st = read_small_file(&gz, &n, bpe_path);
+    if (st == EVA_OK) st = gunzip_text(buf, len, gz, n, bpe_path);
+    free(gz);
+    return st;
+}
+
+eva_status eva_tokenizer_open(eva_tokenizer **out, const char *bpe_path) {
+    *out = NULL;
+    const char *path = bpe_path ? bpe_path : "bpe_simple_vocab_16e6.txt.gz (built in)";
+    char *buf = NULL;
+    size_t n = 0;
+    eva_status lst = load_merges_text(&buf, &n, bpe_path);
+    if (lst != EVA_OK) return lst;
+    (void)n;
 
     eva_status st = EVA_OK;
     eva_tokenizer *t = calloc(1, sizeof *t);

@@ -1,4 +1,4 @@
-/* cmds.h: the subcommands of the evabench CLI. Each lives in harness/cmd_<name>.c and returns
+/* cmds.h: the subcommands of the evabench CLI. Each lives in cmd_<name>.c and returns
  * the process exit code (0 ok, 1 check failed, 2 bad input/usage, 3 internal), having printed
  * its own messages. main.c only dispatches. */
 #ifndef EVA_CMDS_H

@@ -7,9 +7,9 @@
  * whitespace -> str.lower() -> pre-tokenizer -> BPE over the merges file -> [SOT] ids [EOT],
  * truncated to the context length with EOT kept last, zero padded.
  *
- * The merges file bpe_simple_vocab_16e6.txt.gz is not in the repository: golden/fetch_bpe.sh
- * takes it from the open_clip_torch wheel and checks its sha256. eva_tokenizer_open(.., NULL)
- * runs that script once when the default file is missing (unless EVA_NO_FETCH is set).
+ * The merges file bpe_simple_vocab_16e6.txt.gz (OpenAI CLIP's, as open_clip ships it) is committed
+ * under ref/input/data/, its sha256 checked when the build is configured, and compiled into the
+ * library: eva_tokenizer_open(.., NULL) touches no file and no network.
  *
  * Thread safety: a tokenizer holds a BPE cache that encode updates; use one per thread.
  */
@@ -28,11 +28,8 @@
 
 typedef struct eva_tokenizer eva_tokenizer;
 
-/* Where the merges file is looked for: $EVA_BPE_PATH if set, else
- * EVA_SOURCE_DIR/golden/cache/bpe_simple_vocab_16e6.txt.gz (where golden/fetch_bpe.sh puts it). */
-const char *eva_tokenizer_default_path(void);
-
-/* Loads the merges file (gzip, 48894 merges used). bpe_path NULL = the default path. */
+/* Loads the merges (gzip, 48894 merges used): bpe_path NULL = the copy compiled in, else that
+ * gzip file. */
 eva_status eva_tokenizer_open(eva_tokenizer **tok, const char *bpe_path);
 void eva_tokenizer_free(eva_tokenizer *tok);
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_select.h"
 #include "cli.h"
 #include "cmds.h"
 #include "eva_image.h"
@@ -209,7 +209,7 @@ int eva_cmd_encode(int argc, char **argv) {
     const int64_t S = cfg.vision.image_size, L = cfg.text.context_length;
 
     if ((st = eva_model_load(&model, weights, &cfg)) != EVA_OK) goto fail;
-    if ((st = eva_backend_open(&be, impl, prec, &model)) != EVA_OK) goto fail;
+    if ((st = eva_backend_open_impl(&be, impl, prec, &model, 0)) != EVA_OK) goto fail;
 
     bool tty = isatty(2);
     if (B > 0) {

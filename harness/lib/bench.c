@@ -119,82 +119,38 @@ eva_status eva_bench_check_memory(const eva_mem_plan *p, const char *what) {
 
 /* ---- session ---------------------------------------------------------------------------------- */
 
-#if defined(EVA_HAVE_CUDA) && defined(__has_include)
-#if __has_include("eva_cuda.h")
-#include "eva_cuda.h"
-#define EVA_BENCH_CUDA 1
-/* Weak: a build whose CUDA twin lacks one of these still links; the bench then says so. */
-#pragma weak eva_cuda_device
-#pragma weak eva_cuda_model_create
-#pragma weak eva_cuda_encode_image
-#pragma weak eva_cuda_encode_text
-#pragma weak eva_cuda_model_peak_bytes
-#pragma weak eva_cuda_model_bytes_needed
-#pragma weak eva_cuda_model_free
-#pragma weak eva_cuda_set_timing
-#pragma weak eva_cuda_timings
+/* The device half of the memory plan: where the implementation has a device, the bytes it needs
+ * there and the bytes free replace the host's activation share. */
+static eva_status plan_device(eva_bench_session *s, const eva_backend_ops *ops, int max_batch) {
+    if (!ops || !ops->plan_device) return EVA_OK;
+    eva_status st = ops->plan_device(&s->cfg, s->precision, max_batch, s->device, sizeof s->device,
+                                     &s->plan.device_bytes, &s->plan.device_free_bytes);
+    if (st != EVA_OK) return st;
+    s->plan.activation_bytes = 0; /* on the device */
+    s->plan.total_bytes = s->plan.weight_bytes + s->plan.input_bytes + s->plan.overhead_bytes;
+    return EVA_OK;
+}
 
-static eva_status cu_create(void **state, const eva_model *m, eva_precision p) {
-    (void)state, (void)m, (void)p;
-    return eva_fail(EVA_ERR_INTERNAL, "bench: the cuda model is created by the session");
+static void describe_host(eva_bench_session *s) {
+    eva_sysinfo si;
+    eva_sysinfo_get(&si);
+    snprintf(s->device, sizeof s->device, "cpu: %s (%d OpenMP threads, %d CPUs)", si.cpu_model, si.omp_threads,
+             si.cpus_online);
 }
-static eva_status cu_image(void *st, float *f, const float *px, int B, const eva_tap *tap) {
-    return eva_cuda_encode_image((eva_cuda_model *)st, f, px, B, tap);
-}
-static eva_status cu_text(void *st, float *f, const int32_t *ids, int T, const eva_tap *tap) {
-    return eva_cuda_encode_text((eva_cuda_model *)st, f, ids, T, tap);
-}
-static void cu_destroy(void *st) { eva_cuda_model_free((eva_cuda_model *)st); }
-static eva_status cu_set_timing(void *st, int on) {
-    if (!eva_cuda_set_timing) return eva_fail(EVA_ERR_UNSUPPORTED, "this build's CUDA twin has no device timing");
-    return eva_cuda_set_timing((eva_cuda_model *)st, on);
-}
-static int cu_timings(void *st, char (*names)[EVA_TAP_NAME_MAX], double *ms, int max) {
-    return eva_cuda_timings ? eva_cuda_timings((const eva_cuda_model *)st, names, ms, max) : 0;
-}
-static const eva_backend_ops cu_ops = {"cuda",     cu_create, cu_image,      cu_text,
-                                       cu_destroy, NULL,      cu_set_timing, cu_timings};
-#endif
-#endif
 
 eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o) {
     memset(s, 0, sizeof *s);
     eva_status st = eva_backend_select(&s->impl, &s->precision, o->impl, o->precision);
     if (st == EVA_OK)
         st = eva_resolve_config(&s->cfg, &s->config_source, o->config, o->variant, NULL, NULL, o->weights);
+    if (st == EVA_OK) st = eva_bench_plan_memory(&s->plan, &s->cfg, o->towers, o->max_batch);
     if (st != EVA_OK) return st;
-    st = eva_bench_plan_memory(&s->plan, &s->cfg, o->towers, o->max_batch);
-    if (st != EVA_OK) return st;
+    const eva_backend_ops *ops = eva_backend_ops_for(s->impl);
+    if ((st = plan_device(s, ops, o->max_batch)) != EVA_OK) return st;
     char what[400];
     snprintf(what, sizeof what, "%s %s at batch %d", s->cfg.name, eva_precision_name(s->precision), o->max_batch);
-#ifdef EVA_BENCH_CUDA
-    eva_cuda_device_info di;
-    if (s->impl == EVA_IMPL_CUDA) {
-        if (!eva_cuda_device || !eva_cuda_model_create || !eva_cuda_encode_image || !eva_cuda_encode_text ||
-            !eva_cuda_model_free)
-            return eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: this build's CUDA twin is incomplete");
-        st = eva_cuda_device(&di);
-        if (st != EVA_OK) return st;
-        s->plan.activation_bytes = 0; /* on the device */
-        s->plan.total_bytes = s->plan.weight_bytes + s->plan.input_bytes + s->plan.overhead_bytes;
-        if (eva_cuda_model_bytes_needed) {
-            s->plan.device_bytes = (int64_t)eva_cuda_model_bytes_needed(&s->cfg, s->precision, o->max_batch);
-            s->plan.device_free_bytes = (int64_t)di.free_bytes;
-        }
-        snprintf(s->device, sizeof s->device,
-                 "gpu: %s (sm_%d%d, %.1f GiB, driver %d, runtime %d, cuBLAS %d, cuDNN %zu)",
-                 di.name, di.sm_major, di.sm_minor, di.total_bytes / GIB, di.driver_version, di.runtime_version,
-                 di.cublas_version, di.cudnn_version);
-    }
-#endif
-    st = eva_bench_check_memory(&s->plan, what);
-    if (st != EVA_OK) return st;
-    if (s->impl == EVA_IMPL_REF) {
-        eva_sysinfo si;
-        eva_sysinfo_get(&si);
-        snprintf(s->device, sizeof s->device, "cpu: %s (%d OpenMP threads, %d CPUs)", si.cpu_model, si.omp_threads,
-                 si.cpus_online);
-    }
+    if ((st = eva_bench_check_memory(&s->plan, what)) != EVA_OK) return st;
+    if (!ops->plan_device) describe_host(s);
     s->baseline_rss = eva_current_rss();
     if (o->weights) {
         st = eva_model_load(&s->model, o->weights, &s->cfg);
@@ -204,36 +160,15 @@ eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o
         snprintf(s->weights_desc, sizeof s->weights_desc, "random(seed=%llu)", (unsigned long long)o->seed);
     }
     if (st != EVA_OK) return st;
-    if (s->impl == EVA_IMPL_REF) return eva_backend_open(&s->backend, s->impl, s->precision, &s->model);
-#ifdef EVA_BENCH_CUDA
-    eva_cuda_model *cm = NULL;
-    st = eva_cuda_model_create(&cm, &s->model, s->precision, o->max_batch);
-    if (st != EVA_OK) return st;
-    s->cuda_model = cm;
-    s->backend.ops = &cu_ops;
-    s->backend.state = cm;
-    s->backend.impl = s->impl;
-    s->backend.precision = s->precision;
-    s->backend.model = &s->model;
-    return EVA_OK;
-#else
-    return eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: this build has no CUDA");
-#endif
+    return eva_backend_open(&s->backend, ops, s->impl, s->precision, &s->model, o->max_batch);
 }
 
 int64_t eva_bench_session_peak_device(const eva_bench_session *s) {
-#ifdef EVA_BENCH_CUDA
-    if (s->cuda_model && eva_cuda_model_peak_bytes)
-        return (int64_t)eva_cuda_model_peak_bytes((const eva_cuda_model *)s->cuda_model);
-#else
-    (void)s;
-#endif
-    return -1;
+    return eva_backend_peak_device_bytes(&s->backend);
 }
 
 void eva_bench_session_close(eva_bench_session *s) {
-    eva_backend_close(&s->backend); /* frees the cuda model through cu_destroy */
-    s->cuda_model = NULL;
+    eva_backend_close(&s->backend);
     eva_model_free(&s->model);
 }
 

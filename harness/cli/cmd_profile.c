@@ -35,9 +35,6 @@
 #include "cli.h"
 #include "cmds.h"
 #include "ref_gemm.h"
-#ifdef EVA_HAVE_CUDA
-#include "eva_cuda.h"
-#endif
 
 static const char *profile_usage =
     "usage: evabench profile [--variant NAME | --config C.json] [--weights W.safetensors] [--impl ref|cuda]\n"
@@ -290,8 +287,7 @@ int eva_cmd_profile(int argc, char **argv) {
     bool tty = isatty(2);
     double ceiling = 0; /* GFLOP/s */
     eva_status st = EVA_OK;
-#ifdef EVA_HAVE_CUDA
-    /* the card's ceiling, before the model takes its memory (a build without CUDA refuses below) */
+    /* the card's ceiling, before the model takes its memory */
     if (cuda && ceiling_n > 0) {
         eva_precision prec = EVA_PREC_FP32;
         double tflops = 0;
@@ -300,7 +296,9 @@ int eva_cmd_profile(int argc, char **argv) {
         if (st == EVA_OK) {
             if (tty) fprintf(stderr, "profile: measuring the GEMM ceiling (%ld^3, %s)...", ceiling_n,
                              eva_precision_name(prec));
-            st = eva_cuda_gemm_ceiling(prec, (int)ceiling_n, &tflops);
+            const eva_backend_ops *ops = eva_backend_ops_for(EVA_IMPL_CUDA);
+            st = ops && ops->gemm_ceiling ? ops->gemm_ceiling(prec, (int)ceiling_n, &tflops)
+                                          : eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: no GEMM ceiling measurement");
             if (tty) eva_bench_progress(NULL, 0, 0);
         }
         if (st != EVA_OK) {
@@ -309,7 +307,6 @@ int eva_cmd_profile(int argc, char **argv) {
         }
         ceiling = tflops * 1e3;
     }
-#endif
     o.max_batch = (int)batch;
     o.seed = (uint64_t)seed;
     if (threads > 0) {

@@ -18,9 +18,8 @@ static void tokenize_usage(FILE *f) {
             "CLIP BPE token ids of each TEXT, as open_clip's tokenize() (ftfy cleaning, lower case,\n"
             "[SOT] ids [EOT], truncated to N with EOT last, zero padded). One line per TEXT with all\n"
             "N ids; --json prints one array of arrays. N defaults to 77.\n"
-            "  --bpe FILE   merges file (default %s; golden/fetch_bpe.sh fetches it)\n"
-            "  --bench      time the 80,000 ImageNet prompts (1000 classes x 80 templates)\n",
-            eva_tokenizer_default_path());
+            "  --bpe FILE   another gzip merges file (default: CLIP's, compiled in)\n"
+            "  --bench      time the 80,000 ImageNet prompts (1000 classes x 80 templates)\n");
 }
 
 int eva_cmd_tokenize(int argc, char **argv) {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eva_backend.h"
 #include "eva_tap.h"
 #include "eva_weights.h"
 
@@ -30,5 +31,8 @@ int64_t eva_ref_text_workspace_floats(const eva_config *cfg, int T);
 void eva_ref_l2_normalize(float *emb, const float *x, int n, int E);
 /* logits[B,T] = scale * img_emb . txt_emb^T (both normalised). */
 void eva_ref_logits(float *logits, const float *img_emb, const float *txt_emb, int B, int T, int E, float scale);
+
+/* The reference behind the core backend interface (ref_backend.c). */
+const eva_backend_ops *eva_ref_backend_ops(void);
 
 #endif

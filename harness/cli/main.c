@@ -1,20 +1,9 @@
-/* main.c: the evabench command-line entry point. Dispatches to harness/cmd_<name>.c.
- * Commands are declared weak so that a build missing one says so instead of failing to link;
- * every command of contract.md is expected to be present in a release build (tests check). */
+/* main.c: the evabench command-line entry point. Dispatches to cmd_<name>.c (one per command,
+ * all compiled into the executable). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cmds.h"
-
-#pragma weak eva_cmd_info
-#pragma weak eva_cmd_encode
-#pragma weak eva_cmd_verify
-#pragma weak eva_cmd_tokenize
-#pragma weak eva_cmd_preprocess
-#pragma weak eva_cmd_bench
-#pragma weak eva_cmd_profile
-#pragma weak eva_cmd_zeroshot
-#pragma weak eva_cmd_classify
 
 typedef struct {
     const char *name;
@@ -56,10 +45,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < n; i++) {
         if (strcmp(argv[1], cmds[i].name) != 0) continue;
-        if (!cmds[i].run) {
-            fprintf(stderr, "evabench: command '%s' is not part of this build\n", cmds[i].name);
-            return 3;
-        }
         return cmds[i].run(argc - 1, argv + 1);
     }
     fprintf(stderr, "evabench: unknown command '%s' (run 'evabench --help' for the list)\n", argv[1]);

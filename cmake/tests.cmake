@@ -1,0 +1,45 @@
+# tests.cmake: the Check suites and CLI tests (included by CMakeLists.txt).
+#   tests/<label>_<name>.c  one Check binary per file (its main is tests/common/check_main.c),
+#                           ctest label <label>
+#   tests/cli_<name>.sh     shell tests of the CLI, ctest label cli
+#   tests/example/          an out-of-tree project built against the installed package (label
+#                           install)
+# GPU suites exit 77 (ctest "skipped") without a device; a build without CUDA lists them as
+# skipped. Suites that only a normal build runs in full say so in their own output.
+enable_testing()
+set(EVA_TEST_ENV "EVA_SOURCE_DIR=${CMAKE_SOURCE_DIR};EVABENCH=$<TARGET_FILE:evabench>;CK_DEFAULT_TIMEOUT=600;ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+add_library(eva_check_main OBJECT ${CMAKE_SOURCE_DIR}/tests/common/check_main.c)
+target_include_directories(eva_check_main PUBLIC ${CMAKE_SOURCE_DIR}/tests/common)
+target_link_libraries(eva_check_main PUBLIC PkgConfig::CHECK)
+
+file(GLOB EVA_TEST_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*_*.c)
+foreach(src ${EVA_TEST_SRC})
+  get_filename_component(tname ${src} NAME_WE)
+  string(REGEX MATCH "^[a-z]+" tlabel ${tname})
+  if(tlabel STREQUAL "gpu" AND NOT EVA_HAVE_CUDA)
+    add_test(NAME ${tname} COMMAND sh -c "echo '${tname}: skipped, this build has no CUDA'; exit 77")
+  else()
+    add_executable(test_${tname} ${src})
+    target_compile_options(test_${tname} PRIVATE ${EVA_WARN} -Wno-gnu-zero-variadic-macro-arguments)
+    target_link_libraries(test_${tname} PRIVATE eva_check_main evaharness PkgConfig::CHECK)
+    target_compile_definitions(test_${tname} PRIVATE EVA_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+    add_test(NAME ${tname} COMMAND test_${tname})
+  endif()
+  set_tests_properties(${tname} PROPERTIES LABELS ${tlabel} SKIP_RETURN_CODE 77
+    ENVIRONMENT "${EVA_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 1800)
+endforeach()
+
+file(GLOB EVA_CLI_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cli_*.sh)
+foreach(src ${EVA_CLI_TESTS})
+  get_filename_component(tname ${src} NAME_WE)
+  add_test(NAME ${tname} COMMAND bash ${src} $<TARGET_FILE:evabench>)
+  set_tests_properties(${tname} PROPERTIES LABELS cli SKIP_RETURN_CODE 77
+    ENVIRONMENT "${EVA_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 1800)
+endforeach()
+
+# The installed package seen from outside: install into a scratch prefix, configure and build
+# tests/example against it with find_package(evabench) and with pkg-config, run it.
+add_test(NAME install_example
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/example/run.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(install_example PROPERTIES LABELS install ENVIRONMENT "${EVA_TEST_ENV}"
+  WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 900)

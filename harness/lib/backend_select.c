@@ -1,0 +1,69 @@
+/* backend_select.c: --impl / --precision, the choice of implementation, config resolution. */
+#include "backend_select.h"
+
+#include <string.h>
+
+#include "ref_model.h"
+#ifdef EVA_HAVE_CUDA
+#include "eva_cuda.h"
+#endif
+
+const eva_backend_ops *eva_backend_ops_for(eva_impl impl) {
+    if (impl == EVA_IMPL_REF) return eva_ref_backend_ops();
+#ifdef EVA_HAVE_CUDA
+    if (impl == EVA_IMPL_CUDA) return eva_cuda_backend_ops();
+#endif
+    return NULL;
+}
+
+eva_status eva_backend_check(eva_impl impl, eva_precision p) {
+    if (impl == EVA_IMPL_REF) {
+        if (p != EVA_PREC_FP32)
+            return eva_fail(EVA_ERR_UNSUPPORTED, "--precision %s: the reference runs fp32 only (use --impl cuda)",
+                            eva_precision_name(p));
+        return EVA_OK;
+    }
+#ifndef EVA_HAVE_CUDA
+    return eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: this build has no CUDA (nvcc was not found at build time)");
+#else
+    return EVA_OK;
+#endif
+}
+
+eva_status eva_backend_select(eva_impl *impl, eva_precision *p, const char *impl_s, const char *prec_s) {
+    eva_status st = eva_impl_parse(impl, impl_s ? impl_s : "ref");
+    if (st == EVA_OK) st = eva_precision_parse(p, prec_s ? prec_s : "fp32");
+    if (st == EVA_OK) st = eva_backend_check(*impl, *p);
+    return st;
+}
+
+eva_status eva_backend_open_impl(eva_backend *b, eva_impl impl, eva_precision p, const eva_model *m, int max_batch) {
+    memset(b, 0, sizeof *b);
+    eva_status st = eva_backend_check(impl, p);
+    if (st != EVA_OK) return st;
+    return eva_backend_open(b, eva_backend_ops_for(impl), impl, p, m, max_batch);
+}
+
+eva_status eva_resolve_config(eva_config *cfg, const char **source, const char *config_path, const char *variant,
+                              const char *fallback_json, const char *fallback_source, const char *weights_path) {
+    memset(cfg, 0, sizeof *cfg);
+    if (config_path && variant)
+        return eva_fail(EVA_ERR_INVALID_ARG, "--config and --variant both given: pass one of them");
+    if (config_path) {
+        *source = "--config";
+        return eva_config_load(cfg, config_path);
+    }
+    if (variant) {
+        *source = "--variant";
+        return eva_config_find(cfg, variant);
+    }
+    if (fallback_json) {
+        *source = fallback_source;
+        return eva_config_from_json(cfg, fallback_json, fallback_source);
+    }
+    if (weights_path) {
+        *source = "weights metadata";
+        return eva_model_config_from_weights(cfg, weights_path);
+    }
+    return eva_fail(EVA_ERR_INVALID_ARG, "no config: pass --variant NAME or --config C.json");
+}
