@@ -1,4 +1,4 @@
-/* cmd_encode.c: `evabench encode` (contract.md): images and/or token ids from an HDF5 /inputs
+/* cmd_encode.c: `evabench encode`: images and/or token ids from an HDF5 /inputs
  * group through the chosen implementation, written as features, L2-normalised embeddings and
  * (when both towers ran) logits_per_image to OUT.h5.
  *
@@ -27,31 +27,6 @@
 #define EVA_ENCODE_DEFAULT_BATCH 16
 #define EVA_ENCODE_MAX_BATCH 65536
 #define EVA_ENCODE_MAX_ITEMS 65536 /* --image / --text arguments */
-
-static const char *encode_usage =
-    "usage: evabench encode --weights W.safetensors [--variant NAME | --config C.json] --inputs IN.h5 --out OUT.h5\n"
-    "                       [--impl ref|cuda] [--precision fp32|tf32|bf16|fp16] [--batch N]\n"
-    "       evabench encode --weights W.safetensors [...] [--image FILE...] [--text STRING...] --out OUT.h5\n"
-    "\n"
-    "Reads /inputs/pixel_values [B,3,S,S] float32 and/or /inputs/input_ids [T,L] int32|int64 from IN.h5 (or\n"
-    "preprocesses --image files as open_clip's evaluation transform does and tokenizes --text strings) and\n"
-    "writes to OUT.h5 (all float32): /image_features [B,E], /text_features [T,E] (projections, before\n"
-    "normalisation), /image_embeds, /text_embeds (L2-normalised) and, when both towers ran,\n"
-    "/logits_per_image [B,T] = exp(logit_scale) * cosine.\n"
-    "\n"
-    "  --weights W        safetensors weights (F32, F16 or BF16; open_clip or official naming)\n"
-    "  --variant NAME     built-in config (official or open_clip name, see evabench info)\n"
-    "  --config C.json    config JSON (contract.md); default: the weights' evabench.config metadata\n"
-    "  --inputs IN.h5     HDF5 file with an /inputs group (the golden layout)\n"
-    "  --image FILE...    PNG/JPEG images instead of --inputs (resize, centre crop, CLIP normalisation)\n"
-    "  --text STRING...   texts instead of --inputs (CLIP BPE tokenizer, open_clip tokenize)\n"
-    "  --out OUT.h5       output file (overwritten)\n"
-    "  --impl ref|cuda    implementation (default ref)\n"
-    "  --precision P      fp32 (default), tf32, bf16 or fp16 (cuda only)\n"
-    "  --batch N          images or texts per forward pass (default 16)\n"
-    "\n"
-    "Exit status: 0 success, 2 bad usage or input (missing or corrupt file, wrong shape, bad token id, ...),\n"
-    "3 internal failure.\n";
 
 /* Builds the inputs from --image files (open_clip's evaluation transform at the config's size)
  * and --text strings (the CLIP tokenizer at the config's context length). */
@@ -96,220 +71,189 @@ fail:
     return st;
 }
 
-int eva_cmd_encode(int argc, char **argv) {
-    const char *weights = NULL, *variant = NULL, *config_path = NULL, *inputs_path = NULL, *out_path = NULL;
-    const char *impl_s = "ref", *prec_s = "fp32", *batch_s = NULL;
-    char **images = NULL, **texts = NULL;
-    int n_images = 0, n_texts = 0;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(encode_usage, stdout);
-            return 0;
-        }
-        if ((r = eva_cli_opt_value(argc, argv, &i, "--weights", &weights)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--variant", &variant)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--config", &config_path)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--inputs", &inputs_path)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--out", &out_path)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--impl", &impl_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--precision", &prec_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--batch", &batch_s))) {
-            if (r < 0) {
-                fprintf(stderr, "evabench encode: option %s needs a value (see --help)\n", argv[i]);
-                return 2;
-            }
-            continue;
-        }
-        if (!strcmp(argv[i], "--image") || !strcmp(argv[i], "--text")) {
-            bool img = argv[i][2] == 'i';
-            int first = i + 1, k = first;
-            while (k < argc && strncmp(argv[k], "--", 2) != 0) k++;
-            if (k == first) {
-                fprintf(stderr, "evabench encode: %s needs at least one value (see --help)\n", argv[i]);
-                return 2;
-            }
-            if (k - first > EVA_ENCODE_MAX_ITEMS || (img ? n_images : n_texts) > 0) {
-                fprintf(stderr, "evabench encode: %s: give it once, with at most %d values\n", argv[i],
-                        EVA_ENCODE_MAX_ITEMS);
-                return 2;
-            }
-            if (img) { images = argv + first; n_images = k - first; }
-            else { texts = argv + first; n_texts = k - first; }
-            i = k - 1;
-            continue;
-        }
-        fprintf(stderr, "evabench encode: unknown argument '%s' (see --help)\n", argv[i]);
-        return 2;
-    }
-    int batch = EVA_ENCODE_DEFAULT_BATCH;
-    if (batch_s) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(batch_s, &end, 10);
-        if (errno || !end || *end || end == batch_s || v < 1 || v > EVA_ENCODE_MAX_BATCH) {
-            fprintf(stderr, "evabench encode: --batch '%s': expected an integer in [1, %d]\n", batch_s,
-                    EVA_ENCODE_MAX_BATCH);
-            return 2;
-        }
-        batch = (int)v;
-    }
-    if (!weights) {
-        fprintf(stderr, "evabench encode: --weights W.safetensors is required (see --help)\n");
-        return 2;
-    }
-    if (!inputs_path && !n_images && !n_texts) {
-        fprintf(stderr, "evabench encode: --inputs IN.h5 (or --image / --text) is required (see --help)\n");
-        return 2;
-    }
-    if (inputs_path && (n_images || n_texts)) {
-        fprintf(stderr, "evabench encode: --inputs and --image/--text both given: pass one kind of input\n");
-        return 2;
-    }
-    if (!out_path || !*out_path) {
-        fprintf(stderr, "evabench encode: --out OUT.h5 is required (see --help)\n");
-        return 2;
-    }
-    if ((inputs_path && !strcmp(out_path, inputs_path)) || !strcmp(out_path, weights)) {
-        fprintf(stderr, "evabench encode: --out %s would overwrite an input file\n", out_path);
-        return 2;
-    }
+typedef struct {
+    const char *weights, *variant, *config, *inputs, *out, *impl, *precision;
+    long batch;
+    eva_cli_list images, texts;
+} encode_args;
 
-    eva_status st;
-    eva_impl impl;
-    eva_precision prec;
-    if ((st = eva_backend_select(&impl, &prec, impl_s, prec_s)) != EVA_OK)
-        return eva_cli_fail("encode", st);
+static int check_args(const encode_args *a) {
+    const char *cmd = "encode";
+    if (!a->weights) return eva_cli_usage_error(cmd, "--weights W.safetensors is required (see --help)");
+    if (!a->inputs && !a->images.n && !a->texts.n)
+        return eva_cli_usage_error(cmd, "--inputs IN.h5 (or --image / --text) is required (see --help)");
+    if (a->inputs && (a->images.n || a->texts.n))
+        return eva_cli_usage_error(cmd, "--inputs and --image/--text both given: pass one kind of input");
+    if (a->images.n > EVA_ENCODE_MAX_ITEMS || a->texts.n > EVA_ENCODE_MAX_ITEMS)
+        return eva_cli_usage_error(cmd, "--image/--text: at most %d values", EVA_ENCODE_MAX_ITEMS);
+    if (!a->out || !*a->out) return eva_cli_usage_error(cmd, "--out OUT.h5 is required (see --help)");
+    if ((a->inputs && !strcmp(a->out, a->inputs)) || !strcmp(a->out, a->weights))
+        return eva_cli_usage_error(cmd, "--out %s would overwrite an input file", a->out);
+    return -1;
+}
 
-    int code = 3;
+static int parse(encode_args *a, int argc, char **argv) {
+    *a = (encode_args){.impl = "ref", .precision = "fp32", .batch = EVA_ENCODE_DEFAULT_BATCH};
+    const eva_opt opts[] = {
+        EVA_ARG_STR("--weights", &a->weights, "W", "safetensors weights (F32, F16 or BF16; open_clip or official naming)"),
+        EVA_ARG_STR("--variant", &a->variant, "NAME", "built-in config (official or open_clip name, see evabench info)"),
+        EVA_ARG_STR("--config", &a->config, "C.json", "config JSON; default: the weights' evabench.config metadata"),
+        EVA_ARG_STR("--inputs", &a->inputs, "IN.h5", "HDF5 file with an /inputs group (the golden layout)"),
+        EVA_ARG_LIST("--image", &a->images, "FILE", "PNG/JPEG images instead of --inputs (open_clip's eval transform)"),
+        EVA_ARG_LIST("--text", &a->texts, "STRING", "texts instead of --inputs (CLIP BPE tokenizer, open_clip tokenize)"),
+        EVA_ARG_STR("--out", &a->out, "OUT.h5", "output file (overwritten)"),
+        EVA_ARG_STR("--impl", &a->impl, "ref|cuda", "implementation (default ref)"),
+        EVA_ARG_STR("--precision", &a->precision, "P", "fp32 (default), tf32, bf16 or fp16 (cuda only)"),
+        EVA_ARG_LONG("--batch", &a->batch, "N", "images or texts per forward pass (default 16)", 1, EVA_ENCODE_MAX_BATCH),
+        EVA_ARG_END,
+    };
+    const eva_cli_spec spec = {
+        "encode",
+        "usage: evabench encode --weights W.safetensors [--variant NAME | --config C.json] --inputs IN.h5 --out OUT.h5\n"
+        "                       [--impl ref|cuda] [--precision fp32|tf32|bf16|fp16] [--batch N]\n"
+        "       evabench encode --weights W.safetensors [...] [--image FILE...] [--text STRING...] --out OUT.h5\n\n"
+        "Reads /inputs/pixel_values [B,3,S,S] float32 and/or /inputs/input_ids [T,L] int32|int64 from IN.h5 (or\n"
+        "preprocesses --image files as open_clip's evaluation transform does and tokenizes --text strings) and\n"
+        "writes to OUT.h5 (all float32): /image_features [B,E], /text_features [T,E] (projections, before\n"
+        "normalisation), /image_embeds, /text_embeds (L2-normalised) and, when both towers ran,\n"
+        "/logits_per_image [B,T] = exp(logit_scale) * cosine.\n",
+        opts, NULL, NULL};
+    int r = eva_cli_parse(&spec, argc, argv);
+    return r >= 0 ? r : check_args(a);
+}
+
+/* Everything one encode run holds; encode_free() releases it all. */
+typedef struct {
     eva_config cfg;
+    const char *config_source, *inputs_name;
+    eva_impl impl;
+    eva_precision precision;
     eva_inputs in;
     eva_model model;
     eva_backend be;
-    eva_h5out out;
-    memset(&in, 0, sizeof in);
-    memset(&model, 0, sizeof model);
-    memset(&be, 0, sizeof be);
-    memset(&out, 0, sizeof out);
-    out.file = -1;
-    float *fi = NULL, *ft = NULL, *ei = NULL, *et = NULL, *logits = NULL;
+    int64_t B, T, E;
+    float *features[2], *embeds[2]; /* [0] images [B,E], [1] texts [T,E] */
+    float *logits;                  /* [B,T] when both towers ran */
+} encode_run;
 
-    const char *source = NULL;
-    if ((st = eva_resolve_config(&cfg, &source, config_path, variant, NULL, NULL, weights)) != EVA_OK) goto fail;
-    if (inputs_path) {
-        if ((st = eva_inputs_read(&in, inputs_path)) != EVA_OK) goto fail;
-    } else if ((st = inputs_from_args(&in, &cfg, images, n_images, texts, n_texts)) != EVA_OK) {
-        goto fail;
-    }
-    if (!inputs_path) inputs_path = n_images ? "--image" : "--text";
-    if ((st = eva_inputs_check_pixels(&in, cfg.vision.image_size, inputs_path)) != EVA_OK) goto fail;
-    if ((st = eva_inputs_check_ids(&in, cfg.text.context_length, cfg.text.vocab_size, inputs_path)) != EVA_OK)
-        goto fail;
-    const int64_t B = eva_inputs_images(&in), T = eva_inputs_texts(&in), E = cfg.embed_dim;
-    const int64_t S = cfg.vision.image_size, L = cfg.text.context_length;
+static void encode_free(encode_run *r) {
+    for (int k = 0; k < 2; k++) free(r->features[k]), free(r->embeds[k]);
+    free(r->logits);
+    eva_backend_close(&r->be);
+    eva_model_free(&r->model);
+    eva_inputs_free(&r->in);
+}
 
-    if ((st = eva_model_load(&model, weights, &cfg)) != EVA_OK) goto fail;
-    if ((st = eva_backend_open_impl(&be, impl, prec, &model, 0)) != EVA_OK) goto fail;
+/* Config, inputs (checked against the config), weights and implementation, before any compute. */
+static eva_status encode_prepare(encode_run *r, const encode_args *a) {
+    eva_status st = eva_backend_select(&r->impl, &r->precision, a->impl, a->precision);
+    if (st == EVA_OK)
+        st = eva_resolve_config(&r->cfg, &r->config_source, a->config, a->variant, NULL, NULL, a->weights);
+    if (st != EVA_OK) return st;
+    if (a->inputs)
+        st = eva_inputs_read(&r->in, a->inputs);
+    else
+        st = inputs_from_args(&r->in, &r->cfg, a->images.v, a->images.n, a->texts.v, a->texts.n);
+    if (st != EVA_OK) return st;
+    r->inputs_name = a->inputs ? a->inputs : a->images.n ? "--image" : "--text";
+    if ((st = eva_inputs_check_pixels(&r->in, r->cfg.vision.image_size, r->inputs_name)) != EVA_OK) return st;
+    st = eva_inputs_check_ids(&r->in, r->cfg.text.context_length, r->cfg.text.vocab_size, r->inputs_name);
+    if (st != EVA_OK) return st;
+    r->B = eva_inputs_images(&r->in), r->T = eva_inputs_texts(&r->in), r->E = r->cfg.embed_dim;
+    if ((st = eva_model_load(&r->model, a->weights, &r->cfg)) != EVA_OK) return st;
+    return eva_backend_open_impl(&r->be, r->impl, r->precision, &r->model, 0);
+}
 
+/* One tower (0 images, 1 texts) in batches of `batch`, then L2-normalised. */
+static eva_status encode_tower(encode_run *r, int tower, int64_t n, int batch) {
+    const int64_t E = r->E, S = r->cfg.vision.image_size, L = r->cfg.text.context_length;
+    const char *what = tower ? "texts" : "images";
+    r->features[tower] = malloc((size_t)(n * E) * sizeof(float));
+    r->embeds[tower] = malloc((size_t)(n * E) * sizeof(float));
+    if (!r->features[tower] || !r->embeds[tower])
+        return eva_fail(EVA_ERR_NOMEM, "out of memory for %lld %s features", (long long)n, what);
     bool tty = isatty(2);
-    if (B > 0) {
-        fi = malloc((size_t)(B * E) * sizeof(float));
-        ei = malloc((size_t)(B * E) * sizeof(float));
-        if (!fi || !ei) {
-            st = eva_fail(EVA_ERR_NOMEM, "out of memory for %lld image features", (long long)B);
-            goto fail;
+    for (int64_t i0 = 0; i0 < n; i0 += batch) {
+        int nb = (int)(n - i0 < batch ? n - i0 : batch);
+        if (tty) fprintf(stderr, "\rencode: %s %lld-%lld of %lld", what, (long long)i0 + 1, (long long)(i0 + nb), (long long)n);
+        eva_status st = tower ? eva_backend_encode_text(&r->be, r->features[1] + i0 * E, r->in.ids + i0 * L, nb, NULL)
+                              : eva_backend_encode_image(&r->be, r->features[0] + i0 * E, r->in.pixels + i0 * 3 * S * S, nb, NULL);
+        if (st != EVA_OK) {
+            eva_fail_context("%s: %s %lld-%lld", r->inputs_name, what, (long long)i0, (long long)(i0 + nb - 1));
+            return st;
         }
-        for (int64_t b0 = 0; b0 < B; b0 += batch) {
-            int nb = (int)(B - b0 < batch ? B - b0 : batch);
-            if (tty) fprintf(stderr, "\rencode: images %lld-%lld of %lld", (long long)b0 + 1, (long long)(b0 + nb),
-                             (long long)B);
-            st = eva_backend_encode_image(&be, fi + b0 * E, in.pixels + b0 * 3 * S * S, nb, NULL);
-            if (st != EVA_OK) {
-                eva_fail_context("%s: images %lld-%lld", inputs_path, (long long)b0, (long long)(b0 + nb - 1));
-                goto fail;
-            }
-        }
-        if (tty) fprintf(stderr, "\n");
-        eva_ref_l2_normalize(ei, fi, (int)B, (int)E);
     }
-    if (T > 0) {
-        ft = malloc((size_t)(T * E) * sizeof(float));
-        et = malloc((size_t)(T * E) * sizeof(float));
-        if (!ft || !et) {
-            st = eva_fail(EVA_ERR_NOMEM, "out of memory for %lld text features", (long long)T);
-            goto fail;
-        }
-        for (int64_t t0 = 0; t0 < T; t0 += batch) {
-            int nt = (int)(T - t0 < batch ? T - t0 : batch);
-            if (tty) fprintf(stderr, "\rencode: texts %lld-%lld of %lld", (long long)t0 + 1, (long long)(t0 + nt),
-                             (long long)T);
-            st = eva_backend_encode_text(&be, ft + t0 * E, in.ids + t0 * L, nt, NULL);
-            if (st != EVA_OK) {
-                eva_fail_context("%s: texts %lld-%lld", inputs_path, (long long)t0, (long long)(t0 + nt - 1));
-                goto fail;
-            }
-        }
-        if (tty) fprintf(stderr, "\n");
-        eva_ref_l2_normalize(et, ft, (int)T, (int)E);
-    }
-    if (B > 0 && T > 0) {
-        if (B * T > EVA_H5_MAX_BYTES / 4) {
-            st = eva_fail(EVA_ERR_NOMEM, "%lld x %lld logits are too many", (long long)B, (long long)T);
-            goto fail;
-        }
-        logits = malloc((size_t)(B * T) * sizeof(float));
-        if (!logits) {
-            st = eva_fail(EVA_ERR_NOMEM, "out of memory for logits");
-            goto fail;
-        }
-        eva_ref_logits(logits, ei, et, (int)B, (int)T, (int)E, expf(model.w.logit_scale[0]));
-    }
+    if (tty) fprintf(stderr, "\n");
+    eva_ref_l2_normalize(r->embeds[tower], r->features[tower], (int)n, (int)E);
+    return EVA_OK;
+}
 
-    /* Only now touch the output path. */
-    if ((st = eva_h5out_create(&out, out_path)) != EVA_OK) goto fail;
-    int64_t sh[2];
-    if (B > 0) {
-        sh[0] = B; sh[1] = E;
-        if ((st = eva_h5out_write(&out, "image_features", fi, 2, sh)) != EVA_OK) goto fail;
-        if ((st = eva_h5out_write(&out, "image_embeds", ei, 2, sh)) != EVA_OK) goto fail;
+static eva_status encode_compute(encode_run *r, int batch) {
+    eva_status st = EVA_OK;
+    if (r->B > 0 && (st = encode_tower(r, 0, r->B, batch)) != EVA_OK) return st;
+    if (r->T > 0 && (st = encode_tower(r, 1, r->T, batch)) != EVA_OK) return st;
+    if (r->B == 0 || r->T == 0) return EVA_OK;
+    if (r->B * r->T > EVA_H5_MAX_BYTES / 4)
+        return eva_fail(EVA_ERR_NOMEM, "%lld x %lld logits are too many", (long long)r->B, (long long)r->T);
+    if (!(r->logits = malloc((size_t)(r->B * r->T) * sizeof(float))))
+        return eva_fail(EVA_ERR_NOMEM, "out of memory for logits");
+    eva_ref_logits(r->logits, r->embeds[0], r->embeds[1], (int)r->B, (int)r->T, (int)r->E,
+                   expf(r->model.w.logit_scale[0]));
+    return EVA_OK;
+}
+
+/* The datasets and attributes of OUT.h5 (already created). */
+static eva_status encode_write(eva_h5out *out, const encode_run *r, const encode_args *a) {
+    static const char *const names[2][2] = {{"image_features", "image_embeds"}, {"text_features", "text_embeds"}};
+    eva_status st = EVA_OK;
+    for (int k = 0; k < 2 && st == EVA_OK; k++) {
+        int64_t sh[2] = {k ? r->T : r->B, r->E};
+        if (sh[0] == 0) continue;
+        st = eva_h5out_write(out, names[k][0], r->features[k], 2, sh);
+        if (st == EVA_OK) st = eva_h5out_write(out, names[k][1], r->embeds[k], 2, sh);
     }
-    if (T > 0) {
-        sh[0] = T; sh[1] = E;
-        if ((st = eva_h5out_write(&out, "text_features", ft, 2, sh)) != EVA_OK) goto fail;
-        if ((st = eva_h5out_write(&out, "text_embeds", et, 2, sh)) != EVA_OK) goto fail;
-    }
-    if (logits) {
-        sh[0] = B; sh[1] = T;
-        if ((st = eva_h5out_write(&out, "logits_per_image", logits, 2, sh)) != EVA_OK) goto fail;
-    }
-    char *cj = eva_config_to_json(&cfg, false);
+    int64_t lsh[2] = {r->B, r->T};
+    if (st == EVA_OK && r->logits) st = eva_h5out_write(out, "logits_per_image", r->logits, 2, lsh);
     char gen[160];
     snprintf(gen, sizeof gen, "evabench %s (%s) encode --impl %s --precision %s", EVA_VERSION, EVA_GIT_REV,
-             eva_impl_name(impl), eva_precision_name(prec));
-    st = eva_h5out_attr(&out, "generator", gen);
-    if (st == EVA_OK && cj) st = eva_h5out_attr(&out, "config", cj);
-    if (st == EVA_OK) st = eva_h5out_attr(&out, "weights", weights);
+             eva_impl_name(r->impl), eva_precision_name(r->precision));
+    char *cj = eva_config_to_json(&r->cfg, false);
+    if (st == EVA_OK) st = eva_h5out_attr(out, "generator", gen);
+    if (st == EVA_OK && cj) st = eva_h5out_attr(out, "config", cj);
+    if (st == EVA_OK) st = eva_h5out_attr(out, "weights", a->weights);
     free(cj);
-    if (st != EVA_OK) goto fail;
-    if ((st = eva_h5out_close(&out)) != EVA_OK) goto fail;
-    fprintf(stderr, "evabench encode: wrote %s (%lld images, %lld texts, config %s from %s, %s %s)\n", out_path,
-            (long long)B, (long long)T, cfg.name, source, eva_impl_name(impl), eva_precision_name(prec));
-    code = 0;
-    goto done;
-fail:
-    code = eva_cli_fail("encode", st);
+    return st;
+}
+
+/* Creates OUT.h5 only after everything was computed; never leaves a half-written file. */
+static eva_status encode_output(const encode_run *r, const encode_args *a) {
+    eva_h5out out;
+    memset(&out, 0, sizeof out);
+    out.file = -1;
+    eva_status st = eva_h5out_create(&out, a->out);
+    if (st == EVA_OK) st = encode_write(&out, r, a);
+    if (st == EVA_OK) return eva_h5out_close(&out);
     if (out.file > 0) {
         eva_h5out_close(&out);
-        remove(out_path); /* never leave a half-written output */
+        remove(a->out);
     }
-done:
-    free(fi);
-    free(ft);
-    free(ei);
-    free(et);
-    free(logits);
-    eva_backend_close(&be);
-    eva_model_free(&model);
-    eva_inputs_free(&in);
+    return st;
+}
+
+int eva_cmd_encode(int argc, char **argv) {
+    encode_args a;
+    int code = parse(&a, argc, argv);
+    if (code >= 0) return code;
+    encode_run r;
+    memset(&r, 0, sizeof r);
+    eva_status st = encode_prepare(&r, &a);
+    if (st == EVA_OK) st = encode_compute(&r, (int)a.batch);
+    if (st == EVA_OK) st = encode_output(&r, &a);
+    if (st == EVA_OK)
+        fprintf(stderr, "evabench encode: wrote %s (%lld images, %lld texts, config %s from %s, %s %s)\n", a.out,
+                (long long)r.B, (long long)r.T, r.cfg.name, r.config_source, eva_impl_name(r.impl),
+                eva_precision_name(r.precision));
+    code = st == EVA_OK ? 0 : eva_cli_fail("encode", st);
+    encode_free(&r);
     return code;
 }

@@ -6,18 +6,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "cmds.h"
 #include "eva_config.h"
-
-static const char *info_usage =
-    "usage: evabench info [--variant NAME] [--json]\n"
-    "\n"
-    "  (no option)          table of the ten variants: parameters (total/image/text), GFLOPs per\n"
-    "                       image and per 77-token text, image size, embedding size\n"
-    "  --json               one JSON object {\"build\": {...}, \"variants\": [...]} with the exact\n"
-    "                       parameter counts and each variant's resolved config\n"
-    "  --variant NAME       one variant (official or open_clip name, case-insensitive)\n"
-    "  --variant NAME --json  that variant's config JSON (the --config format)\n";
 
 static cJSON *build_json(void) {
     cJSON *b = cJSON_CreateObject();
@@ -86,52 +77,43 @@ static void print_row(int i) {
            eva_config_gflops_image(c), eva_config_gflops_text(c), c->vision.image_size, c->embed_dim);
 }
 
-int eva_cmd_info(int argc, char **argv) {
-    const char *variant = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(info_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--variant")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "evabench info: --variant needs a name\n");
-                return 2;
-            }
-            variant = argv[++i];
-        } else {
-            fprintf(stderr, "evabench info: unknown option '%s'\n%s", argv[i], info_usage);
-            return 2;
-        }
-    }
-    int only = -1;
-    if (variant) {
-        only = find_builtin(variant);
-        if (only < 0) {
-            fprintf(stderr, "evabench info: %s\n", eva_last_error());
-            return 2;
-        }
-    }
-    if (json && only >= 0) {
-        char *cj = eva_config_to_json(eva_config_builtin(only), true);
-        if (!cj) return 3;
-        printf("%s\n", cj);
-        free(cj);
-        return 0;
-    }
-    if (json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddItemToObject(root, "build", build_json());
-        cJSON *arr = cJSON_AddArrayToObject(root, "variants");
-        for (int i = 0; i < eva_config_builtin_count(); i++) cJSON_AddItemToArray(arr, variant_json(i));
-        char *s = cJSON_Print(root);
-        printf("%s\n", s);
-        free(s);
-        cJSON_Delete(root);
-        return 0;
-    }
+typedef struct {
+    const char *variant;
+    bool json;
+} info_args;
+
+static int parse(info_args *a, int argc, char **argv) {
+    *a = (info_args){0};
+    const eva_opt opts[] = {
+        EVA_ARG_STR("--variant", &a->variant, "NAME", "one variant (official or open_clip name, case-insensitive)"),
+        EVA_ARG_FLAG("--json", &a->json, "JSON: {\"build\": {...}, \"variants\": [...]}, or with --variant its config"),
+        EVA_ARG_END,
+    };
+    const eva_cli_spec spec = {
+        "info",
+        "usage: evabench info [--variant NAME] [--json]\n\n"
+        "Without options: a table of the ten variants: parameters (total/image/text), GFLOPs per image\n"
+        "and per 77-token text, image size, embedding size. --json prints one object with the build's\n"
+        "features, the exact parameter counts and each variant's resolved config; --variant NAME --json\n"
+        "prints that variant's config JSON (the --config format).\n",
+        opts, NULL, NULL};
+    return eva_cli_parse(&spec, argc, argv);
+}
+
+static int print_json_all(void) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "build", build_json());
+    cJSON *arr = cJSON_AddArrayToObject(root, "variants");
+    for (int i = 0; i < eva_config_builtin_count(); i++) cJSON_AddItemToArray(arr, variant_json(i));
+    char *s = cJSON_Print(root);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(root);
+    return 0;
+}
+
+/* The table, all variants or only `only` (>= 0) with its aliases and config. */
+static int print_table(int only) {
     printf("%-24s %-20s %15s %15s %13s %9s %7s %5s %5s\n", "variant", "family", "params", "image", "text",
            "GF/image", "GF/text", "size", "embed");
     for (int i = 0; i < eva_config_builtin_count(); i++)
@@ -145,4 +127,20 @@ int eva_cmd_info(int argc, char **argv) {
         free(cj);
     }
     return 0;
+}
+
+int eva_cmd_info(int argc, char **argv) {
+    info_args a;
+    int r = parse(&a, argc, argv);
+    if (r >= 0) return r;
+    int only = -1;
+    if (a.variant && (only = find_builtin(a.variant)) < 0) return eva_cli_fail("info", EVA_ERR_INVALID_ARG);
+    if (a.json && only >= 0) {
+        char *cj = eva_config_to_json(eva_config_builtin(only), true);
+        if (!cj) return 3;
+        printf("%s\n", cj);
+        free(cj);
+        return 0;
+    }
+    return a.json ? print_json_all() : print_table(only);
 }
