@@ -1,30 +1,43 @@
 # Thin wrapper over CMake. The two commands of the README:
-#   make run   build (Release) and run the bundled default job, writing reports/
-#   make test  build with ASan+UBSan and run every ctest suite
-# Each first installs the Debian packages it needs (harness/deps.sh).
+#   make run    build (Release) and run the bundled default job, writing $(BUILD)/reports
+#   make test   build with ASan+UBSan and run every ctest suite
+# Each first installs the Debian packages it needs (harness/scripts/deps.sh) unless DEPS=0.
+# Other targets: make build, make install PREFIX=..., make test-full (the normal build's longer
+# suites: label full), make clean.
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 BUILD ?= build
 TEST_BUILD ?= build-test
+REPORTS ?= $(BUILD)/reports
+PREFIX ?= /usr/local
+DEPS ?= 1
 
-.PHONY: all deps build run test clean golden-env
+.PHONY: all deps build run test test-full install clean golden-env
 
 all: build
 
 deps:
-	@bash harness/deps.sh
+ifeq ($(DEPS),1)
+	@bash harness/scripts/deps.sh
+endif
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	bash harness/run.sh $(BUILD)/evabench
+	bash harness/scripts/run.sh $(BUILD)/evabench $(REPORTS)
 
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Release -DEVABENCH_SANITIZE=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) -LE full
+
+test-full: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L full
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 golden-env:
 	bash golden/setup.sh

@@ -29,6 +29,24 @@ foreach(src ${EVA_TEST_SRC})
     ENVIRONMENT "${EVA_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 1800)
 endforeach()
 
+# The 80,000-prompt zero-shot case runs on its own: in full in a normal build (label full,
+# `make test-full`), on 8,000 prompts in the sanitizer build, and never inside unit_zeroshot.
+if(TARGET test_unit_zeroshot)
+  set_property(TEST unit_zeroshot APPEND PROPERTY ENVIRONMENT "CK_EXCLUDE_CASE=prompts80k")
+  if(EVABENCH_SANITIZE)
+    set(eva_zs_name unit_zeroshot_prompts_8000_sanitizer)
+    set(eva_zs_env "CK_RUN_CASE=prompts80k;EVA_ZS_PROMPTS=8000")
+    set(eva_zs_label unit)
+  else()
+    set(eva_zs_name full_zeroshot_prompts_80000)
+    set(eva_zs_env "CK_RUN_CASE=prompts80k;EVA_ZS_PROMPTS=all")
+    set(eva_zs_label full)
+  endif()
+  add_test(NAME ${eva_zs_name} COMMAND test_unit_zeroshot)
+  set_tests_properties(${eva_zs_name} PROPERTIES LABELS ${eva_zs_label} ENVIRONMENT "${EVA_TEST_ENV};${eva_zs_env}"
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 1800)
+endif()
+
 file(GLOB EVA_CLI_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cli_*.sh)
 foreach(src ${EVA_CLI_TESTS})
   get_filename_component(tname ${src} NAME_WE)

@@ -15,7 +15,7 @@
  *
  * fp16 policy: refused (EVA_ERR_UNSUPPORTED) for post-norm towers (bigE, 18B), whose attention
  * and MLP read the raw, growing residual stream: nobody has verified they stay under 65504 and
- * no GPU was at hand to check every layer on real weights (spec §11.3). bf16 has fp32's range.
+ * no GPU was at hand to check every layer on real weights (docs/model.md §11.3). bf16 has fp32's range.
  */
 #include <math.h>
 #include <stdio.h>

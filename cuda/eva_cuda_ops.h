@@ -77,7 +77,7 @@ eva_status eva_cu_gelu(void *y, int64_t n, eva_cu_dtype t, void *stream);
  * then, when ln_w != NULL, z = LayerNorm(z; ln_w, ln_b, eps) over F (the EVA-02 sub-LN), fused. */
 eva_status eva_cu_swiglu_ln(void *z, const void *h, const float *ln_w, const float *ln_b, int M, int F, double eps,
                             eva_cu_dtype t, void *stream);
-/* RoPE on q and k in one pass (interleaved pairs; token 0 = CLS untouched; spec §4.5):
+/* RoPE on q and k in one pass (interleaved pairs; token 0 = CLS untouched; docs/model.md §4.5):
  * q at qk[b,n, 0:H*d], k at qk[b,n, koff:koff+H*d] (row stride ld), in place, act;
  * cos_t, sin_t: fp32 [N-1, d] (eva_ref_rope_table). */
 eva_status eva_cu_rope_qk(void *qk, const float *cos_t, const float *sin_t, int B, int N, int H, int d, int ld,

@@ -6,7 +6,7 @@ Owns: unpickling an official EVA-CLIP `.pt` (baaivision/EVA, official naming) or
 names and in the same dtype, to a `.safetensors` file evabench can load. It does not rename keys
 between the two namings (evabench accepts both) and does not check the tensors against a config.
 
-What it changes, and nothing else (spec §9, as the official loader does):
+What it changes, and nothing else (docs/model.md §9, as the official loader does):
   * unwraps a state dict stored under "model", "module" or "state_dict" (nested wrappers too);
   * strips a leading "module." from every key (DataParallel/DeepSpeed saves);
   * renames "text.logit_scale" -> "logit_scale" (older EVA-01 CLIP packaging);
@@ -105,7 +105,7 @@ def load_config(args):
         return json.dumps(cfg, separators=(", ", ": "))
     if args.variant:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import make_golden  # the built-in variant table (spec §2.2)
+        import make_golden  # the built-in variant table (docs/model.md §2.2)
         official = make_golden.resolve_variant(args.variant)
         return make_golden.config_json(make_golden.VARIANTS[official][1])
     return None

@@ -3,10 +3,10 @@
 
 What it owns: building an EVA-CLIP model from *upstream module code* (open_clip 2.24's
 CustomTextCLIP with a timm 1.0.3 `Eva` trunk and open_clip's TextTransformer), randomising every
-parameter, running one float64 forward with a forward hook on every tap of contract.md, and
+parameter, running one float64 forward with a forward hook on every tap of docs/cli.md, and
 writing
   * the weights (safetensors; open_clip state-dict names, or the official EVA-CLIP names of
-    spec §9; `__metadata__["evabench.config"]` = the resolved config JSON), and
+    docs/model.md §9; `__metadata__["evabench.config"]` = the resolved config JSON), and
   * the golden (HDF5, schema "evabench-golden/1": /inputs/*, /acts/<tap>).
 What it does not own: any re-implementation of the maths. The only model code here that is not
 imported from open_clip/timm is `RMSNorm`, copied from the official EVA-CLIP-18B code (see there).
@@ -51,7 +51,7 @@ SCHEMA = "evabench-golden/1"
 
 
 # --------------------------------------------------------------------------------------------
-# Official EVA-CLIP-18B RMSNorm (baaivision/EVA, EVA-CLIP-18B/shinji/eva_clip/model.py, spec §4.9).
+# Official EVA-CLIP-18B RMSNorm (baaivision/EVA, EVA-CLIP-18B/shinji/eva_clip/model.py, docs/model.md §4.9).
 # timm 1.0.3's RmsNorm is NOT usable: without apex its fallback `timm.layers.fast_norm.rms_norm`
 # computes x * rsqrt(var(x) + eps) with torch.var, i.e. the *centred, unbiased* variance,
 # not mean(x^2). The official class computes the statistic in float32 (upstream behaviour, kept).
@@ -71,7 +71,7 @@ class RMSNorm(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Configs (contract.md "Config JSON"), key order as in the contract.
+# Configs (docs/formats.md "Config JSON"), key order as in the contract.
 
 def make_config(name, embed_dim, vision, text):
     vkeys = ["image_size", "patch_size", "width", "depth", "heads", "head_dim", "mlp_hidden", "mlp",
@@ -107,7 +107,7 @@ def _txt(W, heads, layers, vocab=49408, ctx=77):
                 mlp_hidden=4 * W, norm_eps=1e-5)
 
 
-# Built-in variants (spec §2.2), official name -> (open_clip name or None, config).
+# Built-in variants (docs/model.md §2.2), official name -> (open_clip name or None, config).
 VARIANTS = OrderedDict([
     ("EVA01-CLIP-g-14", ("EVA01-g-14", make_config(
         "EVA01-CLIP-g-14", 1024, _vis(224, 14, 1408, 40, 16, 6144, "eva01"), _txt(768, 12, 12)))),
@@ -376,7 +376,7 @@ def run_with_taps(model, pix, ids, want_taps, cfg):
     acts["image_features"] = img.to(torch.float32).numpy()
     acts["text_features"] = txt.to(torch.float32).numpy()
     acts["logits_per_image"] = logits_per_image.to(torch.float32).numpy()
-    # shape checks against contract.md
+    # shape checks against docs/cli.md
     B, T = pix.shape[0], ids.shape[0]
     v, tc = cfg["vision"], cfg["text"]
     G = v["image_size"] // v["patch_size"]
@@ -403,7 +403,7 @@ def run_with_taps(model, pix, ids, want_taps, cfg):
 # Weight naming and files.
 
 def to_official(key, cfg):
-    """open_clip/timm key -> official EVA-CLIP key (spec §9)."""
+    """open_clip/timm key -> official EVA-CLIP key (docs/model.md §9)."""
     if not key.startswith("visual.trunk."):
         return key
     k = "visual." + key[len("visual.trunk."):]

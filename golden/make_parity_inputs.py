@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_parity_inputs.py: parity data for the C tokenizer and image preprocessing (issue 3), made
+"""make_parity_inputs.py: parity data for the C tokenizer and image preprocessing, made
 by upstream code only (open_clip 2.24's tokenizer with ftfy, open_clip's eval transform on PIL).
 
   golden/.venv/bin/python golden/make_parity_inputs.py [--tokens] [--images]   (default: both)

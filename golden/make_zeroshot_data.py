@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_zeroshot_data.py: zero-shot protocol data and parity data for evabench, from upstream.
 
-What it owns (issue 6):
+What it owns:
   1. golden/embed/imagenet_classnames.txt, openai_templates.txt, simple_templates.txt: the 1000
      OpenAI-curated ImageNet class names and the 80 / 7 ImageNet prompt templates, taken from
      open_clip's package (open_clip.zero_shot_metadata: IMAGENET_CLASSNAMES,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cli_bench.sh: `evabench bench` and `evabench profile` end to end on a tiny config (issue 5):
-# records parse and carry every contract.md field, JSON Lines append, profiles name every tap,
+# cli_bench.sh: `evabench bench` and `evabench profile` end to end on a tiny config:
+# records parse and carry every docs/cli.md field, JSON Lines append, profiles name every tap,
 # the memory refusal (a variant that cannot fit: exit 2 with the bytes needed and available, before
 # anything is allocated), profile --impl cuda (without a device or without CUDA: exit 2 with the
 # reason; with a device: device-timed rows and a cuBLASLt ceiling), and bad options refused with exit 2.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli_encode_verify.sh: `evabench encode` and `evabench verify` end to end, and their refusals of
-# hostile input (issue 2 acceptance). Run by ctest as: bash tests/cli_encode_verify.sh <evabench>.
+# hostile input. Run by ctest as: bash tests/cli_encode_verify.sh <evabench>.
 #
 # Every hostile case must give exit status 2 and exactly one line on stderr that names the file
 # (or option) concerned, with no sanitizer report (the test suite is built with ASan+UBSan; a

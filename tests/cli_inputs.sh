@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cli_inputs.sh: `evabench tokenize` and `evabench preprocess` end to end (issue 3): output format
+# cli_inputs.sh: `evabench tokenize` and `evabench preprocess` end to end: output format
 # of tokenize (lines and --json), the /pixel_values file of preprocess (shape, argument order,
 # values against open_clip's crops via python3+h5py when available), and the refusals: corrupt,
 # truncated, empty, not-an-image and decompression-bomb images, bad options -> exit status 2 and

@@ -1,6 +1,6 @@
 /* op_ref.c: each reference op (ref_ops.h) against closed forms, hand-checkable cases or a naive
  * double-precision loop written here. Expected constants come from mathematics (erf, softmax of
- * logs), from spec §4.5 (L-14-336 RoPE test values, read from the official module) and from
+ * logs), from docs/model.md §4.5 (L-14-336 RoPE test values, read from the official module) and from
  * upstream timm 1.0.3 (RotaryEmbeddingCat for head_dim 24, grid 5; printed by the golden venv,
  * see test_rope_timm) - never from our own output. */
 #include <check.h>
@@ -228,7 +228,7 @@ END_TEST
 /* ---- RoPE ------------------------------------------------------------------------------------ */
 
 START_TEST(test_rope_spec_values) {
-    /* spec §4.5 test values: L-14-336, G = 24, ref grid 16, head_dim 64 (from the official module) */
+    /* docs/model.md §4.5 test values: L-14-336, G = 24, ref grid 16, head_dim 64 (from the official module) */
     enum { G = 24, d = 64 };
     float *c = malloc(sizeof(float) * G * G * d), *s = malloc(sizeof(float) * G * G * d);
     ck_assert_int_eq(eva_ref_rope_table(c, s, G, 16, d), EVA_OK);

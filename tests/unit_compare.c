@@ -47,7 +47,7 @@ START_TEST(fp32_embeds_meet_acceptance) {
     for (int i = 0; i < 2; i++) {
         const eva_tol_rule *r = eva_tol_match(&t, names[i]);
         ck_assert_str_eq(r->pattern, names[i]);
-        /* the acceptance: within 1e-5 max abs, so no relative or scaled slack */
+        /* the accuracy target: within 1e-5 max abs, so no relative or scaled slack */
         ck_assert(r->atol <= 1e-5);
         ck_assert(r->rtol == 0 && r->atol_rms == 0 && r->depth_growth == 0);
         ck_assert(!r->optional);

@@ -1,6 +1,6 @@
-/* unit_config.c: the variant registry, parameter counts against spec §3, FLOPs against open_clip's
+/* unit_config.c: the variant registry, parameter counts against docs/model.md §3, FLOPs against open_clip's
  * model_profile.csv (anchors.md), config JSON round trip and refusals, tensor table names and
- * shapes (spec §9), tap names. Expected numbers are copied from the spec, not from our output. */
+ * shapes (docs/model.md §9), tap names. Expected numbers are copied from the spec, not from our output. */
 #include <check.h>
 
 #include "check_main.h"
@@ -13,7 +13,7 @@
 #include "eva_tap.h"
 #include "eva_tensors.h"
 
-/* spec §3: vision total, text total, total (logit_scale included) */
+/* docs/model.md §3: vision total, text total, total (logit_scale included) */
 static const struct {
     const char *name;
     long long image, text, total;
@@ -150,7 +150,7 @@ START_TEST(test_tensor_table) {
     eva_tensor_table tt;
     ck_assert_int_eq(eva_config_find(&c, "EVA02-B-16"), EVA_OK);
     ck_assert_int_eq(eva_tensors_build(&tt, &c), EVA_OK);
-    /* spec §9 / §12 shapes */
+    /* docs/model.md §9 / §12 shapes */
     int i = eva_tensors_find(&tt, "visual.trunk.blocks.0.mlp.fc1_g.weight");
     ck_assert_int_ge(i, 0);
     ck_assert_int_eq(tt.items[i].shape[0], 2048);

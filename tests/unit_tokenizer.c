@@ -1,4 +1,4 @@
-/* unit_tokenizer.c: the C CLIP tokenizer against open_clip 2.24 (with ftfy 6.2): spec §6 test
+/* unit_tokenizer.c: the C CLIP tokenizer against open_clip 2.24 (with ftfy 6.2): docs/model.md §6 test
  * vectors, all 80,000 ImageNet prompts and the hard-string corpus of golden/parity/tokens.h5
  * (100 % exact required), the cleaning steps one by one, invalid UTF-8 (as Python's
  * surrogateescape + ftfy), truncation at other context lengths, and the merges-file refusals.

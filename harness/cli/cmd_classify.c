@@ -1,5 +1,5 @@
 /* cmd_classify.c: `evabench classify`: ranks free-form labels for each image, with softmax
- * probabilities of 100 · cosine (the zero-shot classifier of spec §8 over the given labels).
+ * probabilities of 100 · cosine (the zero-shot classifier of docs/model.md §8 over the given labels).
  *
  * Decisions:
  * - Images go through open_clip's eval transform exactly as `preprocess(Image.open(path))` does
@@ -28,7 +28,7 @@ static const char *cl_usage =
     "                         [--json OUT.json] IMAGE...\n"
     "\n"
     "For each image, the labels ranked by softmax(100 * cosine) with the zero-shot classifier built from\n"
-    "the labels and the templates (spec/eva-clip.md §8).\n"
+    "the labels and the templates (docs/model.md §8).\n"
     "\n"
     "  --weights W        safetensors weights (required)\n"
     "  --variant NAME     built-in config (else --config, else the weights' evabench.config metadata)\n"

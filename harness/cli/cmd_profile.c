@@ -1,7 +1,7 @@
 /* cmd_profile.c: `evabench profile`: where the time of a forward goes, module by module.
  *
  * Decisions:
- * - Segments are timed at the tap boundaries of contract.md: every tap of the tower is wanted, and
+ * - Segments are timed at the tap boundaries of docs/cli.md: every tap of the tower is wanted, and
  *   a tap's time is the wall time from the previous tap (or the start of the forward) to it, so a
  *   residual add is charged to the tap after it (for pre-norm blocks: the attention residual to
  *   norm2, the MLP residual to the block output). The reference's taps only timestamp; nothing is

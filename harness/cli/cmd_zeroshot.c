@@ -1,5 +1,5 @@
 /* cmd_zeroshot.c: `evabench zeroshot`: zero-shot classification accuracy on an image folder or
- * ImageNet-1K val, by the protocol of spec/eva-clip.md §8 (harness/zeroshot.h does the work; this
+ * ImageNet-1K val, by the protocol of docs/model.md §8 (harness/zeroshot.h does the work; this
  * file parses options, drives the run, prints and writes the reports).
  *
  * Decisions:
@@ -30,7 +30,7 @@ static const char *zs_usage =
     "                         [--impl ref|cuda] [--precision fp32|tf32|bf16|fp16] [--batch N] [--limit N]\n"
     "                         [--json OUT.json] [--predictions OUT.csv] [--cache-dir DIR] [--no-cache]\n"
     "\n"
-    "Zero-shot classification by the CLIP protocol (spec/eva-clip.md §8): per class, the prompts made from\n"
+    "Zero-shot classification by the CLIP protocol (docs/model.md §8): per class, the prompts made from\n"
     "the templates are encoded, L2-normalised, averaged and re-normalised; each image's logits are\n"
     "100 * cosine with every class; reports top-1, top-5 and mean per-class recall.\n"
     "\n"
@@ -415,9 +415,9 @@ int eva_cmd_zeroshot(int argc, char **argv) {
         cJSON_AddNumberToObject(p, "templates_count", templates.n);
         cJSON_AddStringToObject(p, "templates_sha256", th);
         cJSON_AddStringToObject(p, "classifier", "per class: mean of the L2-normalised prompt embeddings, "
-                                                 "re-normalised; logits = 100 * cosine (spec §8)");
+                                                 "re-normalised; logits = 100 * cosine (docs/model.md §8)");
         cJSON_AddStringToObject(p, "preprocess", "convert('RGB') on load (ImageFolder), Resize(S, bicubic, shortest "
-                                                 "side), CenterCrop(S), /255, CLIP mean/std (spec §7)");
+                                                 "side), CenterCrop(S), /255, CLIP mean/std (docs/model.md §7)");
         cJSON_AddNumberToObject(p, "image_size", S);
         cJSON_AddStringToObject(p, "impl", impl_s);
         cJSON_AddStringToObject(p, "precision", eva_precision_name(prec));
@@ -449,7 +449,7 @@ int eva_cmd_zeroshot(int argc, char **argv) {
         if (pub) {
             cJSON *r = cJSON_AddObjectToObject(root, "reference");
             cJSON_AddStringToObject(r, "source", "EVA-CLIP model card (baaivision/EVA EVA-CLIP/README.md), "
-                                                 "spec/eva-clip.md §10.1; open_clip docs/openclip_results.csv (§10.4)");
+                                                 "docs/model.md §10.1; open_clip docs/openclip_results.csv (§10.4)");
             cJSON_AddNumberToObject(r, "card_acc1", pub->card_acc1 / 100.0);
             cJSON_AddNumberToObject(r, "open_clip_acc1", pub->open_clip_acc1 / 100.0);
             cJSON_AddItemToObject(r, "card_acc5", num_or_null(pub->card_acc5 / 100.0));

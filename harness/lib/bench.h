@@ -1,5 +1,5 @@
 /* bench.h: timing loops, memory planning, rotating inputs, per-module profiles and the records of
- * `evabench bench` and `evabench profile` (contract.md fields).
+ * `evabench bench` and `evabench profile` (docs/cli.md fields).
  *
  * Owns: the memory a run needs (computed before anything large is allocated) and the refusal
  * when it cannot fit; distinct input buffers cycled through the timed loop so that no iteration
@@ -110,7 +110,7 @@ void eva_timing_summarize(eva_timing *t, double *ms, int n);
 /* Progress line on stderr (only when stderr is a terminal); NULL label clears the line. */
 void eva_bench_progress(const char *label, int done, int total);
 
-/* One bench measurement (contract.md "bench --json"). */
+/* One bench measurement (docs/cli.md "bench"). */
 typedef struct {
     char variant[64];
     const char *impl, *precision;

@@ -1,4 +1,4 @@
-/* bench_inputs.h: the parity data of issue 3 (golden/parity/, made by golden/make_parity_inputs.py)
+/* bench_inputs.h: the input parity data (golden/parity/, made by golden/make_parity_inputs.py)
  * and the speed lines of the input pipeline (tokenize --bench, preprocess --bench).
  *
  * A text set is one group of golden/parity/tokens.h5: n strings as raw UTF-8 bytes

@@ -1,6 +1,6 @@
 /* golden.h: HDF5 input and output of the harness.
  *
- * Owns: reading a golden file (contract.md "Golden activations": root attributes schema, config,
+ * Owns: reading a golden file (docs/formats.md "Golden activations": root attributes schema, config,
  * weights, generator, seed; /inputs/pixel_values, /inputs/input_ids; /acts/<tap>), reading the
  * /inputs group of an `encode --inputs` file (same layout), and writing encode's output file.
  * Does not own: which tap names exist for a config (eva_tap.h), comparing (compare.h).

@@ -931,7 +931,7 @@ void eva_zs_progress_end(eva_zs_progress *p, int64_t done, int64_t total, double
 }
 
 /* ============================================================================================ */
-/* Published numbers: spec/eva-clip.md §10.1 (card) and §10.4 (open_clip re-evaluation); acc5 of
+/* Published numbers: docs/model.md §10.1 (card) and §10.4 (open_clip re-evaluation); acc5 of
  * g-14 from §10.3. */
 
 static const eva_zs_published published[] = {

@@ -1,4 +1,4 @@
-/* zeroshot.h: the zero-shot classification protocol (spec/eva-clip.md §8) for `evabench zeroshot`
+/* zeroshot.h: the zero-shot classification protocol (docs/model.md §8) for `evabench zeroshot`
  * and `evabench classify`.
  *
  * Owns: the built-in protocol texts (the 1000 OpenAI-curated ImageNet class names, the 80 OpenAI
@@ -184,7 +184,7 @@ void eva_zs_progress_update(eva_zs_progress *p, int64_t done, int64_t total, dou
 void eva_zs_progress_end(eva_zs_progress *p, int64_t done, int64_t total, double top1);
 double eva_zs_now(void);
 
-/* ---- published numbers (spec §10) ------------------------------------------------------------ */
+/* ---- published numbers (docs/model.md §10) ------------------------------------------------------------ */
 typedef struct {
     const char *official;  /* EVA02-CLIP-B-16 */
     const char *open_clip; /* EVA02-B-16 */

@@ -60,7 +60,7 @@ class TextBlock(nn.Module):
 
 
 class TextTower(nn.Module):
-    """open_clip's TextTransformer computation (spec §5), minimal."""
+    """open_clip's TextTransformer computation (docs/model.md §5), minimal."""
 
     def __init__(self, width, heads, layers, embed_dim, vocab=49408, context=77):
         super().__init__()

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages evabench needs to build and test, if any is missing.
-# Called by `make run` and `make test`; safe to run repeatedly (does nothing when all are present).
+# Called by `make run` and `make test` (skip with DEPS=0); safe to run repeatedly (does nothing when all are present).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhdf5-dev hdf5-tools libcjson-dev check zlib1g-dev
-      libpng-dev libjpeg62-turbo-dev libutf8proc-dev libpcre2-dev python3 python3-numpy
+      libpng-dev libjpeg62-turbo-dev libutf8proc-dev python3 python3-numpy
       python3-matplotlib
       python3-h5py)
 missing=()

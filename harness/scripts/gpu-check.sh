@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# gpu-check.sh OUTDIR: every device check of evabench in one call (design.md "CUDA without a GPU
-# at hand"), at most about 6 minutes on an H100:
+# gpu-check.sh OUTDIR: every device check of evabench in one call (docs/architecture.md "# at hand"), at most about 6 minutes on an H100:
 #   1. configure + build for sm_90a (Release, -DCMAKE_CUDA_ARCHITECTURES=90a)
 #   2. ctest -L gpu (kernels vs CPU twins, whole model vs reference, determinism)
 #   3. evabench verify --impl cuda of every golden/tiny/*.h5 in fp32, tf32, bf16, fp16
@@ -19,7 +18,7 @@
 # Check, utf8proc, PCRE2 headers) are taken from a carried folder .gpudeps/ if present: make it
 # here with `bash harness/gpu-check.sh --bundle-deps .gpudeps` (reports/gpu/README.md).
 set -u
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 
 if [ "${1:-}" = "--bundle-deps" ]; then
   # On a Debian/Ubuntu machine with network: download the -dev packages and their libraries and
@@ -171,7 +170,7 @@ print(json.dumps({"gemm":"bf16 8192^3 torch.matmul","median_ms":ms,"tflops":tf})
         run_step "bench_cuda_${v}_${tw}" 120 "$EVB" bench --variant "$v" --impl cuda --precision bf16 --tower $tw \
           --batch 1,256 --warmup 3 --iters 20 --json "$DET/bench_cuda_${v}_${tw}.json"
       fi
-      run_step "bench_torch_${v}_${tw}" 200 env PYTHONUNBUFFERED=1 python3 "$ROOT/harness/bench_pytorch.py" \
+      run_step "bench_torch_${v}_${tw}" 200 env PYTHONUNBUFFERED=1 python3 "$ROOT/harness/scripts/bench_pytorch.py" \
         --variant "$v" --tower $tw --precision bf16 --batch 1,256 --modes "$modes" --warmup 3 --iters 20 \
         --json "$DET/bench_torch_${v}_${tw}.json"
     done

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""plot_reports.py: reports/summary.md and the PNG charts from the JSON records in reports/.
+"""plot_reports.py: summary.md and the PNG charts from the JSON records of a reports folder
+(build/reports after `make run`, or a kept folder under reports/).
 
 Reads (all optional):
   bench.jsonl        evabench bench --jsonl records (schema evabench-bench/1); per (variant, impl,
                      precision, tower, batch) the latest record counts
   profile-*.json     evabench profile --json (schema evabench-profile/1)
   verify-*.json      evabench verify --json (schema evabench-verify/1)
-  ratio_b16.json     harness/ratio_b16.sh --json (C reference vs PyTorch)
+  ratio_b16.json     harness/scripts/ratio_b16.sh --json (C reference vs PyTorch)
 Writes:
-  summary.md         one section per variant shaped like a model card (params, precision, images/s,
+  summary.md         one section per machine (device + build; records of different machines are
+                     never tabled under one header), in it one per variant shaped like a model card (params, precision, images/s,
                      texts/s, peak memory, verify status) + the verification table + the charts
   throughput.png     throughput against batch size (log-log), one line per variant/impl/precision/tower
   profile-<variant>.png  time per block and module (stacked), from the latest profile of each variant
@@ -16,7 +18,7 @@ Writes:
 Charts use matplotlib (Debian python3-matplotlib, harness/deps.sh). Without it the summary is still
 written and says the charts were skipped.
 
-usage: python3 harness/plot_reports.py [--reports DIR]
+usage: python3 harness/scripts/plot_reports.py --reports DIR
 """
 import argparse
 import glob
@@ -53,12 +55,12 @@ def load_json(path):
 
 
 def latest_bench(records):
-    """Latest record per (variant, impl, precision, tower, batch), in file order."""
+    """Latest record per (machine, variant, impl, precision, tower, batch), in file order."""
     last = {}
     for r in records:
         if r.get("schema") != "evabench-bench/1":
             continue
-        key = (r["variant"], r["impl"], r["precision"], r["tower"], r["batch"])
+        key = machine_key(r) + (r["variant"], r["impl"], r["precision"], r["tower"], r["batch"])
         last[key] = r
     return last
 
@@ -76,8 +78,11 @@ def fmt_bytes(b):
 def plot_throughput(last, path, plt):
     """One panel per tower (images/s and texts/s are different units), one line per variant/impl/precision."""
     series = {}
-    for (variant, impl, prec, tower, batch), r in last.items():
-        series.setdefault(tower, {}).setdefault((variant, impl, prec), []).append((batch, r["throughput"]))
+    machines = sorted({machine_key(r) for r in last.values()})
+    for r in last.values():
+        where = " @%d" % machines.index(machine_key(r)) if len(machines) > 1 else ""
+        series.setdefault(r["tower"], {}).setdefault((r["variant"], r["impl"], r["precision"] + where), []).append(
+            (r["batch"], r["throughput"]))
     if not series:
         return False
     towers = [t for t in ("image", "text") if t in series]
@@ -100,8 +105,8 @@ def plot_throughput(last, path, plt):
         ax.set_title("%s tower" % tower, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    host = next(iter(last.values())).get("device", "")
-    fig.suptitle("evabench bench: throughput against batch size (%s)" % host[:100], fontsize=9)
+    hosts = "; ".join("@%d %s" % (i, m[0][:60]) for i, m in enumerate(machines)) if len(machines) > 1 else machines[0][0]
+    fig.suptitle("evabench bench: throughput against batch size (%s)" % hosts[:160], fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -155,96 +160,84 @@ def plot_profile(prof, path, plt):
     return True
 
 
-def main():
-    ap = argparse.ArgumentParser(description="summary.md and charts from reports/*.json")
-    ap.add_argument("--reports", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reports"))
-    a = ap.parse_args()
-    rd = os.path.abspath(a.reports)
-    if not os.path.isdir(rd):
-        print("plot_reports: %s is not a directory" % rd, file=sys.stderr)
-        return 2
-    last = latest_bench(load_jsonl(os.path.join(rd, "bench.jsonl")))
-    profiles = [p for p in (load_json(f) for f in sorted(glob.glob(os.path.join(rd, "profile-*.json"))))
-                if p and p.get("schema") == "evabench-profile/1"]
-    verifies = [v for v in (load_json(f) for f in sorted(glob.glob(os.path.join(rd, "verify-*.json"))))
-                if v and v.get("schema") == "evabench-verify/1"]
-    ratio = load_json(os.path.join(rd, "ratio_b16.json")) if os.path.exists(os.path.join(rd, "ratio_b16.json")) else None
+def machine_key(r):
+    """Records are only ever tabled together when they come from the same device and build."""
+    b = r.get("build", {})
+    return (r.get("device", "?"), b.get("version", "?"), b.get("git_rev", "?"), b.get("compiler", "?"),
+            b.get("flags", "?"), b.get("gemm_kernel", "?"))
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        plt = None
-    charts = []
-    if plt is not None:
-        if plot_throughput(last, os.path.join(rd, "throughput.png"), plt):
-            charts.append(("Throughput against batch", "throughput.png"))
-        for p in profiles:
-            name = "profile-%s.png" % p["variant"]
-            if plot_profile(p, os.path.join(rd, name), plt):
-                charts.append(("Time per block and module: %s" % p["variant"], name))
 
-    lines = ["# evabench summary", ""]
-    any_rec = next(iter(last.values()), None)
-    if any_rec:
-        b = any_rec.get("build", {})
-        lines += ["Device: %s  " % any_rec.get("device", "?"),
-                  "Build: evabench %s (%s), %s, `%s`, GEMM kernel %s  " % (
-                      b.get("version", "?"), b.get("git_rev", "?"), b.get("compiler", "?"), b.get("flags", "?"),
-                      b.get("gemm_kernel", "?")),
-                  "Records: `reports/bench.jsonl` (latest per variant/impl/precision/tower/batch); timings are medians "
-                  "of wall time per forward after warm-up, over rotating inputs.", ""]
-    variants = sorted({k[0] for k in last})
+def machine_header(key, date):
+    device, version, rev, compiler, flags, kernel = key
+    return ["## Machine: %s" % device, "",
+            "Build: evabench %s (%s), %s, `%s`, GEMM kernel %s; latest record %s.  " % (
+                version, rev, compiler, flags, kernel, date or "?"),
+            "Timings are medians of wall time per forward after warm-up, over rotating inputs.", ""]
+
+
+def variant_section(var, recs, verify_by_config):
+    """One model-card-shaped section of one variant's records (all from one machine)."""
+    by_key = {(r["impl"], r["precision"], r["tower"], r["batch"]): r for r in recs}
+    r0 = recs[0]
+    text = next((r for r in recs if r["tower"] == "text"), None)
+    image = next((r for r in recs if r["tower"] == "image"), None)
+    lines = ["### %s" % var, "", "| | |", "|---|---|",
+             "| Parameters (total / image / text) | %s / %s / %s |" % (
+                 fmt_params(r0.get("params_total")), fmt_params(r0.get("params_image")),
+                 fmt_params(r0.get("params_text"))),
+             "| GFLOPs per image / per 77-token text | %s / %s |" % (
+                 "%.2f" % image["gflops_per_item"] if image else "-", "%.2f" % text["gflops_per_item"] if text else "-"),
+             "| Weights | %s |" % r0.get("weights", "?")]
+    vs = verify_by_config.get(var)
+    lines.append("| Verify | %s |" % (", ".join("%s: %s" % (os.path.basename(v.get("golden", "?")), v.get("result"))
+                                                for v in vs) if vs else
+                                     "no golden of this variant here (the tiny goldens are below)"))
+    lines += ["", "| impl | precision | tower | batch | median ms | p90 ms | throughput | GFLOP/s | peak host memory | "
+              "peak device memory |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in sorted(by_key):
+        r = by_key[k]
+        unit = "images/s" if r["tower"] == "image" else "texts/s"
+        lines.append("| %s | %s | %s | %d | %.2f | %.2f | %.2f %s | %.1f | %s | %s |" % (
+            r["impl"], r["precision"], r["tower"], r["batch"], r["median_ms"], r["p90_ms"], r["throughput"], unit,
+            r["gflops"], fmt_bytes(r.get("peak_host_bytes")), fmt_bytes(r.get("peak_device_bytes"))))
+    img1 = by_key.get(("ref", "fp32", "image", 1))
+    if img1 and img1.get("rss_budget_bytes"):
+        over = img1["peak_host_bytes"] - img1["baseline_host_bytes"]
+        lines += ["", "Peak RSS of the image tower at batch 1 above the process baseline (%s): %s; budget "
+                  "(weights %s + 1.5 x one batch's activations %s + extra rotating inputs): %s -> %s" % (
+                      fmt_bytes(img1["baseline_host_bytes"]), fmt_bytes(over), fmt_bytes(img1["weight_bytes"]),
+                      fmt_bytes(img1["activation_bytes"]), fmt_bytes(img1["rss_budget_bytes"]),
+                      "within" if img1.get("rss_within_budget") else "OVER")]
+    return lines + [""]
+
+
+def bench_sections(last, verifies):
+    """A section per machine (device + build), each with its variants: never one header over rows
+    measured on different machines."""
     verify_by_config = {}
     for v in verifies:
         verify_by_config.setdefault(v.get("config"), []).append(v)
-    for var in variants:
-        recs = [r for k, r in last.items() if k[0] == var]
-        r0 = recs[0]
-        lines += ["## %s" % var, ""]
-        lines += ["| | |", "|---|---|",
-                  "| Parameters (total / image / text) | %s / %s / %s |" % (
-                      fmt_params(r0.get("params_total")), fmt_params(r0.get("params_image")),
-                      fmt_params(r0.get("params_text"))),
-                  "| GFLOPs per image / per 77-token text | %s / %s |" % (
-                      "%.2f" % r0["gflops_per_item"] if r0["tower"] == "image" else "-",
-                      "%.2f" % r0["gflops_per_item"] if r0["tower"] == "text" else next(
-                          ("%.2f" % r["gflops_per_item"] for r in recs if r["tower"] == "text"), "-")),
-                  "| Weights | %s |" % r0.get("weights", "?")]
-        vs = verify_by_config.get(var)
-        if vs:
-            lines.append("| Verify | %s |" % ", ".join("%s: %s" % (os.path.basename(v.get("golden", "?")), v.get("result"))
-                                                     for v in vs))
-        else:
-            lines.append("| Verify | no golden of this variant in reports/ (the tiny goldens are below) |")
-        lines += ["", "| impl | precision | tower | batch | median ms | p90 ms | throughput | GFLOP/s | peak host memory | peak device memory |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for k in sorted(k for k in last if k[0] == var):
-            r = last[k]
-            unit = "images/s" if r["tower"] == "image" else "texts/s"
-            lines.append("| %s | %s | %s | %d | %.2f | %.2f | %.2f %s | %.1f | %s | %s |" % (
-                r["impl"], r["precision"], r["tower"], r["batch"], r["median_ms"], r["p90_ms"], r["throughput"], unit,
-                r["gflops"], fmt_bytes(r.get("peak_host_bytes")), fmt_bytes(r.get("peak_device_bytes"))))
-        # memory check (weights + 1.5 x one batch's activations)
-        img1 = last.get((var, "ref", "fp32", "image", 1))
-        if img1 and img1.get("rss_budget_bytes"):
-            over = img1["peak_host_bytes"] - img1["baseline_host_bytes"]
-            lines += ["", "Peak RSS of the image tower at batch 1 above the process baseline (%s): %s; budget "
-                      "(fp32 weights %s + 1.5 x one batch's activations %s + extra rotating inputs): %s -> %s" % (
-                          fmt_bytes(img1["baseline_host_bytes"]), fmt_bytes(over), fmt_bytes(img1["weight_bytes"]),
-                          fmt_bytes(img1["activation_bytes"]), fmt_bytes(img1["rss_budget_bytes"]),
-                          "within" if img1.get("rss_within_budget") else "OVER")]
-        lines.append("")
-    if not variants:
-        lines += ["No bench records (reports/bench.jsonl) yet: run `bash harness/run_bench.sh`.", ""]
+    machines = {}
+    for r in last.values():
+        machines.setdefault(machine_key(r), []).append(r)
+    lines = []
+    for key in sorted(machines):
+        recs = machines[key]
+        lines += machine_header(key, max((r.get("timestamp", "") for r in recs), default=""))
+        for var in sorted({r["variant"] for r in recs}):
+            lines += variant_section(var, [r for r in recs if r["variant"] == var], verify_by_config)
+    if not machines:
+        lines += ["No bench records (bench.jsonl) yet: run `bash harness/scripts/run_bench.sh`.", ""]
+    return lines
 
+
+def profile_sections(profiles):
+    lines = []
     for p in profiles:
-        lines += ["## Profile: %s (%s, %s)" % (p["variant"], p["impl"], p["precision"]), ""]
+        lines += ["## Profile: %s (%s, %s) on %s" % (p["variant"], p["impl"], p["precision"], p.get("device", "?")), ""]
         ceil = p.get("gemm_ceiling_gflops")
         if ceil:
-            lines.append("GEMM ceiling measured on this machine: %.1f GFLOP/s (reference SGEMM %s)." % (
-                ceil, p.get("gemm_ceiling_shape")))
+            lines.append("GEMM ceiling measured on that machine: %.1f GFLOP/s (%s)." % (ceil, p.get("gemm_ceiling_shape")))
         for q in p["profiles"]:
             lines += ["", "%s tower, batch %d: %.2f ms per forward, %.1f GFLOP/s%s" % (
                 q["tower"], q["batch"], q["median_ms"], q.get("gflops") or 0,
@@ -256,32 +249,78 @@ def main():
                     "%.1f" % m["gflops"] if m.get("gflops") else "-",
                     "%.0f%%" % (100 * m["ceiling_fraction"]) if m.get("ceiling_fraction") else "-"))
         lines.append("")
+    return lines
 
-    if ratio:
-        lines += ["## Reference vs PyTorch (harness/ratio_b16.sh)", "",
-                  "EVA02-CLIP-B-16 image tower, batch 1, fp32: C reference %.1f ms, PyTorch %.1f ms (%s) -> "
-                  "ratio C/PyTorch **%.2f** (acceptance <= 2.0)." % (
-                      ratio["c_median_ms"], ratio["torch_median_ms"], ratio.get("torch_blas", "?"), ratio["ratio"]), ""]
 
-    if verifies:
-        lines += ["## Verification (tiny goldens)", "", "| golden | config | impl | precision | result | first failure |",
-                  "|---|---|---|---|---|---|"]
-        for v in verifies:
-            lines.append("| %s | %s | %s | %s | %s | %s |" % (
-                os.path.basename(v.get("golden", "?")), v.get("config"), v.get("impl"), v.get("precision"),
-                v.get("result"), v.get("first_failure") or "-"))
-        lines.append("")
+def ratio_section(ratio):
+    if not ratio:
+        return []
+    return ["## Reference vs PyTorch (harness/scripts/ratio_b16.sh)", "",
+            "EVA02-CLIP-B-16 image tower, batch 1, fp32, on %s: C reference %.1f ms, PyTorch %.1f ms (%s) -> "
+            "ratio C/PyTorch **%.2f**." % (ratio.get("device", "?"), ratio["c_median_ms"], ratio["torch_median_ms"],
+                                           ratio.get("torch_blas", "?"), ratio["ratio"]), ""]
 
-    if charts:
-        lines += ["## Charts", ""]
-        for title, name in charts:
-            lines += ["### %s" % title, "", "![%s](%s)" % (title, name), ""]
-    elif plt is None:
-        lines += ["Charts skipped: matplotlib is not installed (apt install python3-matplotlib).", ""]
+
+def verify_section(verifies):
+    if not verifies:
+        return []
+    lines = ["## Verification (tiny goldens)", "", "| golden | config | impl | precision | result | first failure |",
+             "|---|---|---|---|---|---|"]
+    for v in verifies:
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            os.path.basename(v.get("golden", "?")), v.get("config"), v.get("impl"), v.get("precision"),
+            v.get("result"), v.get("first_failure") or "-"))
+    return lines + [""]
+
+
+def draw_charts(last, profiles, rd):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    charts = []
+    if plot_throughput(last, os.path.join(rd, "throughput.png"), plt):
+        charts.append(("Throughput against batch", "throughput.png"))
+    for p in profiles:
+        name = "profile-%s.png" % p["variant"]
+        if plot_profile(p, os.path.join(rd, name), plt):
+            charts.append(("Time per block and module: %s" % p["variant"], name))
+    return charts
+
+
+def chart_section(charts):
+    if charts is None:
+        return ["Charts skipped: matplotlib is not installed (apt install python3-matplotlib).", ""]
+    lines = ["## Charts", ""] if charts else []
+    for title, name in charts:
+        lines += ["### %s" % title, "", "![%s](%s)" % (title, name), ""]
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description="summary.md and charts from the JSON records of a reports folder")
+    ap.add_argument("--reports", required=True, help="folder with bench.jsonl, profile-*.json, verify-*.json")
+    a = ap.parse_args()
+    rd = os.path.abspath(a.reports)
+    if not os.path.isdir(rd):
+        print("plot_reports: %s is not a directory" % rd, file=sys.stderr)
+        return 2
+    last = latest_bench(load_jsonl(os.path.join(rd, "bench.jsonl")))
+    profiles = [p for p in (load_json(f) for f in sorted(glob.glob(os.path.join(rd, "profile-*.json"))))
+                if p and p.get("schema") == "evabench-profile/1"]
+    verifies = [v for v in (load_json(f) for f in sorted(glob.glob(os.path.join(rd, "verify-*.json"))))
+                if v and v.get("schema") == "evabench-verify/1"]
+    ratio = load_json(os.path.join(rd, "ratio_b16.json")) if os.path.exists(os.path.join(rd, "ratio_b16.json")) else None
+    charts = draw_charts(last, profiles, rd)
+    lines = ["# evabench summary", ""]
+    lines += bench_sections(last, verifies) + profile_sections(profiles) + ratio_section(ratio)
+    lines += verify_section(verifies) + chart_section(charts)
     with open(os.path.join(rd, "summary.md"), "w") as f:
         f.write("\n".join(lines))
     print("plot_reports: wrote %s%s" % (os.path.join(rd, "summary.md"),
-                                         "".join(", " + os.path.join(rd, c[1]) for c in charts)))
+                                         "".join(", " + os.path.join(rd, c[1]) for c in charts or [])))
     return 0
 
 

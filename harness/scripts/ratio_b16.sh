@@ -16,12 +16,12 @@
 # system's BLAS alternative. If OpenBLAS is missing it is installed (as root) and the alternative
 # is put back as it was; without it the ratio is printed with a warning.
 #
-# usage: bash harness/ratio_b16.sh [path/to/evabench] [--json OUT.json]
+# usage: bash harness/scripts/ratio_b16.sh [path/to/evabench] [--json OUT.json]
 # env:   ITERS (timed forwards per round, default 10), WARMUP (default 2), ROUNDS (default 3),
 #        THREADS (default: all CPUs)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EVABENCH=""
 JSON_OUT=""
 while [ $# -gt 0 ]; do
@@ -77,10 +77,10 @@ for r in $(seq 1 "$ROUNDS"); do
   # PyTorch at its better thread split: torch intra-op threads x BLAS threads = THREADS either way
   # (both at THREADS oversubscribes the cores and is slower, so it is not tried)
   echo "ratio_b16: round $r/$ROUNDS: PyTorch (torch $THREADS threads, BLAS 1)..." >&2
-  "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS=1 "$PY" "$ROOT/harness/bench_torch_cpu.py" --model EVA02-B-16 --batch 1 \
+  "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS=1 "$PY" "$ROOT/harness/scripts/bench_torch_cpu.py" --model EVA02-B-16 --batch 1 \
     --warmup "$WARMUP" --iters "$ITERS" --threads "$THREADS" > "$W/ta$r.json"
   echo "ratio_b16: round $r/$ROUNDS: PyTorch (torch 1 thread, BLAS $THREADS)..." >&2
-  "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS="$THREADS" "$PY" "$ROOT/harness/bench_torch_cpu.py" --model EVA02-B-16 \
+  "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS="$THREADS" "$PY" "$ROOT/harness/scripts/bench_torch_cpu.py" --model EVA02-B-16 \
     --batch 1 --warmup "$WARMUP" --iters "$ITERS" --threads 1 > "$W/tb$r.json"
   python3 - "$W/ta$r.json" "$W/tb$r.json" "$THREADS" > "$W/t$r.json" <<'PYEOF'
 import json, sys

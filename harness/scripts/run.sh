@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# run.sh: the main job behind `make run` (bash harness/run.sh build/evabench).
+# run.sh: the main job behind `make run`:
+#   bash harness/scripts/run.sh build/evabench [REPORTS_DIR]      (default REPORTS_DIR: build/reports)
 #
 # 1. Verifies every committed tiny golden (golden/tiny/*.h5) with the plain-C reference, writing
-#    reports/verify-<name>.md and reports/verify-<name>.json (reports/README.md), and prints a
-#    summary table.
-# 2. (later issues) a short benchmark: see the marked section at the end.
+#    REPORTS_DIR/verify-<name>.md and .json (reports/README.md), and prints a summary table.
+# 2. A short benchmark and profile with their summary and charts (run_bench.sh).
+# It writes nothing outside REPORTS_DIR, so the source tree stays as it was; keep a run in the
+# repository with harness/scripts/keep_reports.sh.
 # Exit status: 0 when every golden passes, 1 when one fails, 2 on bad usage.
 set -uo pipefail
 
 EVABENCH=${1:-build/evabench}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPORTS=${EVA_REPORTS_DIR:-$ROOT/reports}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+REPORTS=${2:-$(dirname "$EVABENCH")/reports}
 if [ ! -x "$EVABENCH" ]; then
-  echo "run.sh: $EVABENCH is not an executable (usage: bash harness/run.sh build/evabench)" >&2
+  echo "run.sh: $EVABENCH is not an executable (usage: bash harness/scripts/run.sh build/evabench [REPORTS_DIR])" >&2
   exit 2
 fi
 mkdir -p "$REPORTS"
@@ -57,6 +59,6 @@ echo "reports: $REPORTS/verify-<golden>.md and .json"
 
 # ---- benchmark: validate first (above), then time ------------------------------------------------
 echo
-bash "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh" "$EVABENCH" || status=$?
+bash "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh" "$EVABENCH" "$REPORTS" || status=$?
 
 exit $status

@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
-# run_bench.sh: the short benchmark of `make run` (called by harness/run.sh after verification).
+# run_bench.sh: the short benchmark of `make run` (called by run.sh after verification).
 #
 # On the bundled default (EVA02-CLIP-B-16 with random weights, the reference, fp32):
 #   1. evabench bench, image tower at batches 1,2,4,8 and text tower at 1,8,32, appending records to
-#      reports/bench.jsonl;
-#   2. evabench profile of both towers at batch 1 -> reports/profile-<variant>.json (with the GEMM
-#      ceiling measured on this machine);
-#   3. harness/plot_reports.py -> reports/summary.md, reports/throughput.png,
-#      reports/profile-<variant>.png (matplotlib).
+#      REPORTS_DIR/bench.jsonl;
+#   2. evabench profile of both towers at batch 1 -> REPORTS_DIR/profile-<variant>.json (with the
+#      GEMM ceiling measured on this machine);
+#   3. plot_reports.py -> REPORTS_DIR/summary.md, throughput.png, profile-<variant>.png (matplotlib).
 # About a minute on a 2-core machine. Environment overrides: EVA_BENCH_VARIANT,
-# EVA_BENCH_IMAGE_BATCHES, EVA_BENCH_TEXT_BATCHES, EVA_BENCH_ITERS, EVA_REPORTS_DIR.
-# usage: bash harness/run_bench.sh [path/to/evabench]     exit: 0 ok, else the failing step's status
+# EVA_BENCH_IMAGE_BATCHES, EVA_BENCH_TEXT_BATCHES, EVA_BENCH_ITERS.
+# usage: bash harness/scripts/run_bench.sh path/to/evabench [REPORTS_DIR]   (default: beside evabench)
+# exit: 0 ok, else the failing step's status
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EVABENCH=${1:-$ROOT/build/evabench}
-REPORTS=${EVA_REPORTS_DIR:-$ROOT/reports}
+REPORTS=${2:-$(dirname "$EVABENCH")/reports}
 VARIANT=${EVA_BENCH_VARIANT:-EVA02-CLIP-B-16}
 IMG_BATCHES=${EVA_BENCH_IMAGE_BATCHES:-1,2,4,8}
 TXT_BATCHES=${EVA_BENCH_TEXT_BATCHES:-1,8,32}
 ITERS=${EVA_BENCH_ITERS:-3}
 if [ ! -x "$EVABENCH" ]; then
-  echo "run_bench.sh: $EVABENCH is not an executable (usage: bash harness/run_bench.sh build/evabench)" >&2
+  echo "run_bench.sh: $EVABENCH is not an executable (usage: bash harness/scripts/run_bench.sh build/evabench [REPORTS_DIR])" >&2
   exit 2
 fi
 mkdir -p "$REPORTS"
@@ -39,7 +39,7 @@ echo "== evabench profile: $VARIANT, both towers, batch 1"
   --json "$REPORTS/profile-$VARIANT.json" | sed -n '1,4p;/tower, batch/,/^$/p' || exit $?
 echo
 if [ -z "$PY" ]; then
-  echo "run_bench.sh: no python3: reports/summary.md and the charts were not written" >&2
+  echo "run_bench.sh: no python3: summary.md and the charts were not written" >&2
   exit 2
 fi
-"$PY" "$ROOT/harness/plot_reports.py" --reports "$REPORTS"
+"$PY" "$ROOT/harness/scripts/plot_reports.py" --reports "$REPORTS"

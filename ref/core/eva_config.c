@@ -1,7 +1,7 @@
-/* eva_config.c: the registry of the ten built-in variants (spec §2.2), config validation, the
- * config JSON of contract.md (read with cJSON, written by hand in a fixed field order), and the
+/* eva_config.c: the registry of the ten built-in variants (docs/model.md §2.2), config validation, the
+ * config JSON of docs/cli.md (read with cJSON, written by hand in a fixed field order), and the
  * parameter and FLOP counts. Parameter counts are summed over the tensor table, so the counts and
- * the loader can never disagree; tests check them against spec §3. */
+ * the loader can never disagree; tests check them against docs/model.md §3. */
 #include "eva_config.h"
 
 #include <ctype.h>
@@ -42,7 +42,7 @@ static const eva_config eva_builtin[] = {
     {"EVA-CLIP-18B", 1536, EVA_RMS_VISION(224, 14, 5120, 48, 40, 25600, true), EVA_TEXT(1280, 20, 32)},
 };
 
-/* Official name first, then open_clip's (contract.md "Variants"). */
+/* Official name first, then open_clip's (docs/cli.md "Variants"). */
 static const char *const eva_builtin_aliases[][3] = {
     {"EVA01-CLIP-g-14", "EVA01-g-14", NULL},
     {"EVA01-CLIP-g-14-plus", "EVA01-g-14-plus", NULL},

@@ -2,8 +2,8 @@
  *
  * An eva_config is fully resolved: every size is an integer (no MLP ratios), every switch a
  * bool or enum, and the derived sizes (grid, tokens, head dims) are filled in by
- * eva_config_validate(). This file owns the registry of the ten built-in variants (spec §2.2),
- * reading and writing the config JSON of contract.md, and validation of hostile configs.
+ * eva_config_validate(). This file owns the registry of the ten built-in variants (docs/model.md §2.2),
+ * reading and writing the config JSON of docs/cli.md, and validation of hostile configs.
  * It does not own the tensor table (eva_tensors.h) or parameter counting formulas beyond
  * eva_config_params()/eva_config_gflops().
  */
@@ -78,7 +78,7 @@ typedef enum { EVA_PREC_FP32 = 0, EVA_PREC_TF32 = 1, EVA_PREC_BF16 = 2, EVA_PREC
 eva_status eva_precision_parse(eva_precision *out, const char *s);
 const char *eva_precision_name(eva_precision p);
 
-/* Built-in registry (ten variants of contract.md, in that order). */
+/* Built-in registry (ten variants of docs/cli.md, in that order). */
 int eva_config_builtin_count(void);
 const eva_config *eva_config_builtin(int i);
 /* Aliases of builtin i (official name first, then the open_clip name); NULL-terminated. */
@@ -92,7 +92,7 @@ eva_status eva_config_find(eva_config *out, const char *name);
  * image_size not divisible by patch_size, and so on. */
 eva_status eva_config_validate(eva_config *cfg, const char *source);
 
-/* JSON (contract.md "Config JSON"). Parsing validates. to_json returns a malloc'd string. */
+/* JSON (docs/formats.md "Config JSON"). Parsing validates. to_json returns a malloc'd string. */
 eva_status eva_config_from_json(eva_config *out, const char *json, const char *source);
 eva_status eva_config_load(eva_config *out, const char *path);
 char *eva_config_to_json(const eva_config *cfg, bool pretty);
@@ -100,7 +100,7 @@ char *eva_config_to_json(const eva_config *cfg, bool pretty);
 eva_family eva_config_family(const eva_config *cfg);
 const char *eva_family_name(eva_family f);
 
-/* Exact parameter counts (spec §3); total includes logit_scale. */
+/* Exact parameter counts (docs/model.md §3); total includes logit_scale. */
 typedef struct {
     int64_t image, text, total;
 } eva_param_count;

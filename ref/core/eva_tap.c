@@ -1,4 +1,4 @@
-/* eva_tap.c: the tap names of contract.md in forward order, their shapes, and eva_tap_emit. */
+/* eva_tap.c: the tap names of docs/cli.md in forward order, their shapes, and eva_tap_emit. */
 #include "eva_tap.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* eva_tap.h: the activation capture hook and the list of tap names.
  *
  * Implementations ask first (wants) and then hand over (take) the output of each module named in
- * contract.md ("Golden activations"), batch-first float32, only when wanted: a CUDA build copies
+ * docs/formats.md ("Golden activations"), batch-first float32, only when wanted: a CUDA build copies
  * a tap back to the host only when asked. eva_tap_names() lists the taps a config produces in
  * forward order (image tower, text tower, then image_features, text_features, logits_per_image);
  * verify uses it to reject unknown tap names and to name the first failing tap.

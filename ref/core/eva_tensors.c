@@ -1,4 +1,4 @@
-/* eva_tensors.c: expands a config into the tensor table (spec §9 names, both namings) and binds
+/* eva_tensors.c: expands a config into the tensor table (docs/model.md §9 names, both namings) and binds
  * the typed views. The three spec tables below (vision non-block, vision block, text) are the only
  * place tensor names are written: the loader, the parameter counts and the views all come from
  * them. */

@@ -1,5 +1,5 @@
 /* eva_image.h: image files to the normalised pixel tensor of open_clip's evaluation transform
- * (spec/eva-clip.md §7), bit-exact with Pillow 9.4 + torchvision 0.14 where the decoders agree.
+ * (docs/model.md §7), bit-exact with Pillow 9.4 + torchvision 0.14 where the decoders agree.
  *
  * Decoding keeps the mode Pillow's Image.open gives (PNG: 1, L (1/2/4/8-bit grey scaled as
  * Pillow's L;2/L;4), I (16-bit grey, 0..65535), P (palette, tRNS ignored), LA, RGB, RGBA

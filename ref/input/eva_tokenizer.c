@@ -1,5 +1,5 @@
 /* eva_tokenizer.c: the CLIP BPE tokenizer of open_clip 2.24 (SimpleTokenizer, clean='lower'),
- * spec/eva-clip.md §6.
+ * docs/model.md §6.
  *
  * Text cleaning follows ftfy 6.2's fix_text with default settings, segment by segment ('\n'
  * ends a segment; HTML unescaping stops for good at the first segment holding '<'), each segment
@@ -558,7 +558,7 @@ static int32_t merge_rank(const eva_tokenizer *t, int32_t a, int32_t b) {
     }
 }
 
-/* The 256 byte symbols in id order (spec §6 step 1-2). */
+/* The 256 byte symbols in id order (docs/model.md §6 step 1-2). */
 static void byte_order(int order[256]) {
     int n = 0, seen[256] = {0};
     for (int b = 33; b <= 126; b++) order[n++] = b, seen[b] = 1;

@@ -1,4 +1,4 @@
-/* eva_tokenizer.h: the CLIP byte-level BPE tokenizer (spec/eva-clip.md §6), as open_clip 2.24's
+/* eva_tokenizer.h: the CLIP byte-level BPE tokenizer (docs/model.md §6), as open_clip 2.24's
  * SimpleTokenizer (clean='lower') computes it with ftfy 6.2 installed.
  *
  * Pipeline: UTF-8 -> code points (an undecodable byte becomes U+FFFD: what Python gives for a

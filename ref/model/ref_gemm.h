@@ -7,7 +7,7 @@
  * a 12 KiB tile that stays in L1 (one scalar broadcast per row and k). Weights are never
  * transposed; activations are repacked once per call.
  *
- * Numerics (design.md "Numerics"): every output is a float sum over blocks of at most
+ * Numerics (docs/numerics.md): every output is a float sum over blocks of at most
  * EVA_GEMM_KC products, folded into a double accumulator after each block; the bias is added in
  * double and the result rounded to float once. Results do not depend on the thread count or on
  * which micro-kernel ran (the AVX-512 one and the portable one perform the same float

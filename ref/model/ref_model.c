@@ -1,8 +1,8 @@
 /* ref_model.c: eva_ref_encode_image / eva_ref_encode_text, the reference forward of every family.
  *
- * Each tower is a flat list of ref_ops calls in the order of the upstream modules (spec §4, §5),
+ * Each tower is a flat list of ref_ops calls in the order of the upstream modules (docs/model.md §4, §5),
  * switched by the config (mlp gelu|swiglu, subln, rope, postnorm, qkv fused|split, qv_bias,
- * norm layernorm|rmsnorm, head_bias), with a tap after each module named in contract.md
+ * norm layernorm|rmsnorm, head_bias), with a tap after each module named in docs/cli.md
  * ("Golden activations"). All activation memory of a call is one workspace whose size
  * eva_ref_*_workspace_floats() gives exactly; it is allocated before the first op and freed before
  * returning. This file owns op order, shapes, workspace layout, input validation and taps; the

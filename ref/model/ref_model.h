@@ -1,7 +1,7 @@
 /* ref_model.h: the plain-C reference forward of every EVA-CLIP family.
  *
  * Each tower is a flat list of op calls (ref_ops.h) in the order of the upstream modules, with a
- * tap after each module named in contract.md. fp32 storage; long reductions accumulate in double;
+ * tap after each module named in docs/cli.md. fp32 storage; long reductions accumulate in double;
  * LayerNorm is two-pass. OpenMP over tokens/heads. Activation memory for a batch is allocated up
  * front (size known from eva_ref_*_workspace_floats) and freed before returning.
  */

@@ -66,7 +66,7 @@ int64_t eva_ref_attention_scratch_floats(int N, int d, int threads);
 void eva_ref_attention(float *out, float *scratch, const float *q, const float *k, const float *v, int B, int N,
                        int H, int d, int ldq, int ldk, int ldv, bool causal, int threads);
 
-/* 2-D rotary tables of EVA-02 (spec §4.5; timm RotaryEmbeddingCat(dim=d, in_pixels=False,
+/* 2-D rotary tables of EVA-02 (docs/model.md §4.5; timm RotaryEmbeddingCat(dim=d, in_pixels=False,
  * feat_shape=(G,G), ref_feat_shape=(ref,ref))), computed in float32 like upstream:
  *   F = d/4 bands f_k = 1 / 10000^(k/F) (k/F and the power in float32), k = 0..F-1;
  *   positions p_i = (i / G) * ref in float32, i = 0..G-1;
