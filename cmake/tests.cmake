@@ -2,6 +2,7 @@
 #   tests/<label>_<name>.c  one Check binary per file (its main is tests/common/check_main.c),
 #                           ctest label <label>
 #   tests/cli_<name>.sh     shell tests of the CLI, ctest label cli
+#   tests/lint_layers.py    the structure rules of the tree (label lint)
 #   tests/example/          an out-of-tree project built against the installed package (label
 #                           install)
 # GPU suites exit 77 (ctest "skipped") without a device; a build without CUDA lists them as
@@ -54,6 +55,14 @@ foreach(src ${EVA_CLI_TESTS})
   set_tests_properties(${tname} PROPERTIES LABELS cli SKIP_RETURN_CODE 77
     ENVIRONMENT "${EVA_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 1800)
 endforeach()
+
+# Structure rules (layers, include cycles, no program run from library code, function length,
+# nothing pointing outside the repository).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND)
+  add_test(NAME lint_layers COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/lint_layers.py ${CMAKE_SOURCE_DIR})
+  set_tests_properties(lint_layers PROPERTIES LABELS lint TIMEOUT 120)
+endif()
 
 # The installed package seen from outside: install into a scratch prefix, configure and build
 # tests/example against it with find_package(evabench) and with pkg-config, run it.
