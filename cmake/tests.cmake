@@ -68,5 +68,9 @@ endif()
 # tests/example against it with find_package(evabench) and with pkg-config, run it.
 add_test(NAME install_example
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/example/run.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
-set_tests_properties(install_example PROPERTIES LABELS install ENVIRONMENT "${EVA_TEST_ENV}"
+set(eva_example_env "${EVA_TEST_ENV}")
+if(EVABENCH_SANITIZE)
+  list(APPEND eva_example_env "EXAMPLE_CFLAGS=-fsanitize=address,undefined")
+endif()
+set_tests_properties(install_example PROPERTIES LABELS install ENVIRONMENT "${eva_example_env}"
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 900)
