@@ -6,7 +6,7 @@
  * Parity acceptance, per tiny model: top-1 identical for every image, top-5 identical
  * (same five classes in the same order) for >= 95 % of images, every logit within 1e-3.
  * The 80,000-prompt check (1000 ImageNet names x 80 templates through the tokenizer and the tiny
- * eva02 text tower, compared with open_clip's classifier) is the test case "prompts80k", which
+ * eva02 text tower, compared with open_clip's classifier) is the test case tagged "prompts80k", which
  * ctest runs on its own (cmake/tests.cmake): in full as `full_zeroshot_prompts_80000` (label full,
  * normal build: `make test-full`; about 40-70 s on 2 cores), and on the first 100 classes as
  * `unit_zeroshot_prompts_8000_sanitizer` in the sanitizer build of `make test`.
@@ -473,6 +473,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tp, parity_8b);
     suite_add_tcase(s, tp);
     TCase *t80 = tcase_create("prompts80k");
+    tcase_set_tags(t80, "prompts80k"); /* ctest selects it with CK_INCLUDE_TAGS / CK_EXCLUDE_TAGS */
     tcase_set_timeout(t80, 1200);
     tcase_add_test(t80, imagenet_80k_prompts);
     suite_add_tcase(s, t80);
