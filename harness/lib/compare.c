@@ -134,6 +134,7 @@ const char *eva_verdict_name(eva_verdict v) {
     case EVA_VERDICT_PASS: return "pass";
     case EVA_VERDICT_FAIL: return "FAIL";
     case EVA_VERDICT_NA: return "N/A";
+    case EVA_VERDICT_ABSENT: return "absent";
     }
     return "?";
 }

@@ -51,7 +51,8 @@ void eva_tol_free(eva_tol_table *t);
  * follows the tower (final norm, head, features, embeds), the larger depth for logits, else 0. */
 int eva_tap_depth(const eva_config *cfg, const char *tap);
 
-typedef enum { EVA_VERDICT_PASS = 0, EVA_VERDICT_FAIL = 1, EVA_VERDICT_NA = 2 } eva_verdict;
+/* ABSENT: a tap the golden holds and a compared dump lacks (compare only; never fails the run). */
+typedef enum { EVA_VERDICT_PASS = 0, EVA_VERDICT_FAIL = 1, EVA_VERDICT_NA = 2, EVA_VERDICT_ABSENT = 3 } eva_verdict;
 
 typedef struct {
     char name[EVA_TAP_NAME_MAX];

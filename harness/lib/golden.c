@@ -579,3 +579,133 @@ eva_status eva_h5out_close(eva_h5out *o) {
     if (e < 0) return eva_fail(EVA_ERR_IO, "%s: closing (flushing) the output file failed", o->path);
     return EVA_OK;
 }
+
+/* ---- tap dumps (any implementation's /acts, read with the golden readers above) -------------- */
+
+eva_status eva_dump_open(eva_golden *g, const char *path) {
+    memset(g, 0, sizeof *g);
+    g->file = H5I_INVALID_HID;
+    if (strlen(path) >= sizeof g->path) return eva_fail(EVA_ERR_INVALID_ARG, "dump path too long");
+    snprintf(g->path, sizeof g->path, "%s", path);
+    snprintf(g->dir, sizeof g->dir, ".");
+    hid_t f;
+    eva_status st = open_h5_read(&f, path);
+    if (st != EVA_OK) return st;
+    g->file = f;
+    if ((st = attr_string(f, path, "schema", &g->schema)) != EVA_OK) goto fail;
+    if (g->schema && strcmp(g->schema, EVA_GOLDEN_SCHEMA) != 0) {
+        st = eva_fail(EVA_ERR_FORMAT, "%s: schema is \"%.64s\", expected \"%s\" (or no schema attribute)", path,
+                      g->schema, EVA_GOLDEN_SCHEMA);
+        goto fail;
+    }
+    if ((st = attr_string(f, path, "config", &g->config_json)) != EVA_OK) goto fail;
+    if ((st = attr_string(f, path, "generator", &g->generator)) != EVA_OK) goto fail;
+    if (H5Lexists(f, "inputs", H5P_DEFAULT) > 0 && (st = inputs_from(&g->inputs, f, path)) != EVA_OK) goto fail;
+    if ((st = list_acts(g, f)) != EVA_OK) goto fail;
+    if (g->n_acts == 0) {
+        st = eva_fail(EVA_ERR_FORMAT, "%s: has no /acts/<tap> datasets (expected the golden layout: one dataset per "
+                                      "tap under /acts)", path);
+        goto fail;
+    }
+    return EVA_OK;
+fail:
+    eva_golden_close(g);
+    return st;
+}
+
+eva_status eva_golden_attr(const eva_golden *g, const char *name, char **value) {
+    *value = NULL;
+    if (g->file <= 0) return eva_fail(EVA_ERR_INTERNAL, "%s: file is not open", g->path);
+    return attr_string((hid_t)g->file, g->path, name, value);
+}
+
+eva_status eva_golden_act_dtype(const eva_golden *g, const char *name, int *bits) {
+    char dname[EVA_TAP_NAME_MAX + 8];
+    hid_t ds;
+    eva_status st = act_open(&ds, g, name, dname, sizeof dname);
+    if (st != EVA_OK) return st;
+    hid_t ty = H5Dget_type(ds);
+    if (ty < 0 || H5Tget_class(ty) != H5T_FLOAT)
+        st = eva_fail(EVA_ERR_FORMAT, "%s: %s: has a non-float datatype, expected float16, float32 or float64",
+                      g->path, dname);
+    else
+        *bits = (int)H5Tget_size(ty) * 8;
+    close_id(ty);
+    H5Dclose(ds);
+    return st;
+}
+
+/* ---- writer: row blocks of a dataset and integer datasets ------------------------------------ */
+
+/* Opens /name, creating it as float32 [total, shape[1..]] on first use; checks the dims agree. */
+static eva_status rows_dataset(hid_t *ds, eva_h5out *o, const char *name, int ndim, const int64_t *shape,
+                               int64_t total) {
+    hsize_t dims[4];
+    dims[0] = (hsize_t)total;
+    for (int i = 1; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    *ds = H5I_INVALID_HID;
+    if (H5Lexists((hid_t)o->file, name, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2((hid_t)o->file, name, H5P_DEFAULT);
+        hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+        hsize_t have[4] = {0, 0, 0, 0};
+        int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+        if (r == ndim) H5Sget_simple_extent_dims(sp, have, NULL);
+        close_id(sp);
+        bool same = r == ndim;
+        for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
+        if (!same) {
+            close_id(d);
+            return eva_fail(EVA_ERR_INTERNAL, "%s: /%s: a later batch has a different shape", o->path, name);
+        }
+        *ds = d;
+        return EVA_OK;
+    }
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = sp >= 0 ? H5Dcreate2((hid_t)o->file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT)
+                      : H5I_INVALID_HID;
+    close_id(lcpl);
+    close_id(sp);
+    if (d < 0) return eva_fail(EVA_ERR_IO, "%s: cannot create dataset /%s", o->path, name);
+    *ds = d;
+    return EVA_OK;
+}
+
+eva_status eva_h5out_write_rows(eva_h5out *o, const char *name, const float *data, int ndim, const int64_t *shape,
+                                int64_t offset, int64_t total) {
+    if (ndim < 1 || ndim > 4 || offset < 0 || shape[0] < 1 || offset + shape[0] > total)
+        return eva_fail(EVA_ERR_INTERNAL, "%s: /%s: rows %lld+%lld do not fit %lld", o->path, name, (long long)offset,
+                        (long long)(ndim >= 1 ? shape[0] : 0), (long long)total);
+    hid_t ds;
+    eva_status st = rows_dataset(&ds, o, name, ndim, shape, total);
+    if (st != EVA_OK) return st;
+    hsize_t start[4] = {(hsize_t)offset, 0, 0, 0}, count[4];
+    for (int i = 0; i < ndim; i++) count[i] = (hsize_t)shape[i];
+    hid_t fsp = H5Dget_space(ds);
+    hid_t msp = H5Screate_simple(ndim, count, NULL);
+    if (fsp < 0 || msp < 0 || H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dwrite(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, data) < 0)
+        st = eva_fail(EVA_ERR_IO, "%s: cannot write rows %lld-%lld of dataset /%s", o->path, (long long)offset,
+                      (long long)(offset + shape[0] - 1), name);
+    close_id(msp);
+    close_id(fsp);
+    close_id(ds);
+    return st;
+}
+
+eva_status eva_h5out_write_ids(eva_h5out *o, const char *name, const int32_t *ids, int64_t rows, int64_t cols) {
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    eva_status st = EVA_OK;
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = sp >= 0 ? H5Dcreate2((hid_t)o->file, name, H5T_STD_I64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT)
+                       : H5I_INVALID_HID;
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids) < 0)
+        st = eva_fail(EVA_ERR_IO, "%s: cannot write dataset /%s", o->path, name);
+    close_id(ds);
+    close_id(lcpl);
+    close_id(sp);
+    return st;
+}

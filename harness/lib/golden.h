@@ -81,6 +81,18 @@ bool eva_golden_has_act(const eva_golden *g, const char *name);
 eva_status eva_golden_weights_path(const eva_golden *g, char *out, size_t cap);
 void eva_golden_close(eva_golden *g);
 
+/* A tap dump of any implementation, in the golden layout: /acts/<name> float16, float32 or float64
+ * datasets (rank 1..4), optional /inputs, optional root attributes (schema, if present, must be
+ * evabench-golden/1; config, generator, impl, precision). Opened into an eva_golden (weights,
+ * seed unset) so eva_golden_act_shape / eva_golden_read_act read its datasets. At least one
+ * /acts dataset is required. */
+eva_status eva_dump_open(eva_golden *g, const char *path);
+/* A string attribute of the root group of an opened golden or dump (*value NULL when absent;
+ * owned by the caller). */
+eva_status eva_golden_attr(const eva_golden *g, const char *name, char **value);
+/* Bits per element (16, 32, 64) of the float dataset /acts/<name>. */
+eva_status eva_golden_act_dtype(const eva_golden *g, const char *name, int *bits);
+
 /* Encode's output file. Datasets are float32, written whole. */
 typedef struct {
     int64_t file;        /* hid_t */
@@ -89,6 +101,12 @@ typedef struct {
 
 eva_status eva_h5out_create(eva_h5out *o, const char *path);
 eva_status eva_h5out_write(eva_h5out *o, const char *name, const float *data, int ndim, const int64_t *shape);
+/* Writes rows [offset, offset + shape[0]) of the float32 dataset /name of `total` rows (created,
+ * with intermediate groups, on the first call; later calls must give the same trailing dims). */
+eva_status eva_h5out_write_rows(eva_h5out *o, const char *name, const float *data, int ndim, const int64_t *shape,
+                                int64_t offset, int64_t total);
+/* Writes int32 ids [rows, cols] as an int64 dataset /name (the golden's /inputs/input_ids type). */
+eva_status eva_h5out_write_ids(eva_h5out *o, const char *name, const int32_t *ids, int64_t rows, int64_t cols);
 /* A string attribute on the root group (fixed-length ASCII, easy to read from C). */
 eva_status eva_h5out_attr(eva_h5out *o, const char *name, const char *value);
 /* Closes (flushes) the file; returns an error if the close failed. Accepts a zeroed object. */
