@@ -324,3 +324,26 @@ void eva_dumpcmp_free(eva_dumpcmp *r) {
     r->names = keep;
     r->first_fail = -1;
 }
+
+const char *eva_dump_precision(const eva_golden *cand, char *buf, size_t cap) {
+    static const char *const known[] = {"fp32", "tf32", "bf16", "fp16"};
+    char *p = NULL;
+    snprintf(buf, cap, "fp32");
+    if (eva_golden_attr(cand, "precision", &p) == EVA_OK && p)
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(p, known[i])) snprintf(buf, cap, "%s", known[i]);
+    free(p);
+    eva_clear_error();
+    return buf;
+}
+
+const char *eva_dump_made_by(const eva_golden *cand, char *buf, size_t cap) {
+    char *impl = NULL;
+    if (eva_golden_attr(cand, "impl", &impl) != EVA_OK) impl = NULL;
+    eva_clear_error();
+    const char *gen = cand->generator;
+    if (!impl && !gen) return NULL;
+    snprintf(buf, cap, "%s%s%s", impl ? impl : "", impl && gen ? "; " : "", gen ? gen : "");
+    free(impl);
+    return buf;
+}

@@ -77,4 +77,11 @@ eva_status eva_dumpcmp_run(eva_dumpcmp *r, const eva_golden *gold, const eva_gol
                            const eva_tol_table *tol, eva_names names);
 void eva_dumpcmp_free(eva_dumpcmp *r);
 
+/* The tolerance table for a candidate: its `precision` attribute when that names a table
+ * (fp32, tf32, bf16, fp16), else fp32. Into buf; returns buf. */
+const char *eva_dump_precision(const eva_golden *cand, char *buf, size_t cap);
+/* "impl; generator" from the candidate's attributes (either may be absent) into buf; NULL when
+ * it has neither. */
+const char *eva_dump_made_by(const eva_golden *cand, char *buf, size_t cap);
+
 #endif

@@ -335,7 +335,8 @@ eva_status eva_compare_write_json(const eva_compare_report *r, const char *path)
     cJSON *taps = cJSON_AddArrayToObject(root, "taps");
     for (int i = 0; i < r->n_rows; i++) {
         cJSON *t = json_row(&r->rows[i]);
-        if (r->module && r->module[i][0]) cJSON_AddStringToObject(t, "candidate_name", r->module[i]);
+        if (r->module && r->module[i][0] && strcmp(r->module[i], r->rows[i].name) != 0)
+            cJSON_AddStringToObject(t, "candidate_name", r->module[i]);
         cJSON_AddItemToArray(taps, t);
     }
     return write_json(root, path);
