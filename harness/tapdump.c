@@ -40,3 +40,22 @@ eva_status eva_tapdump_header(eva_h5out *out, const eva_config *cfg, const eva_i
     free(cj);
     return st;
 }
+
+eva_status eva_tapdump_outputs(eva_h5out *out, const float *fi, const float *ei, int64_t B, const float *ft,
+                               const float *et, int64_t T, int64_t E, const float *logits) {
+    eva_status st = EVA_OK;
+    int64_t sh[2] = {B, E};
+    if (B > 0) {
+        st = eva_h5out_write(out, "acts/image_features", fi, 2, sh);
+        if (st == EVA_OK) st = eva_h5out_write(out, "acts/image_embeds", ei, 2, sh);
+    }
+    sh[0] = T;
+    if (st == EVA_OK && T > 0) {
+        st = eva_h5out_write(out, "acts/text_features", ft, 2, sh);
+        if (st == EVA_OK) st = eva_h5out_write(out, "acts/text_embeds", et, 2, sh);
+    }
+    sh[0] = B;
+    sh[1] = T;
+    if (st == EVA_OK && logits) st = eva_h5out_write(out, "acts/logits_per_image", logits, 2, sh);
+    return st;
+}

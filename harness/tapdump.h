@@ -28,4 +28,9 @@ eva_tap eva_tapdump_tap(eva_tapdump *d);
 eva_status eva_tapdump_header(eva_h5out *out, const eva_config *cfg, const eva_inputs *in, const char *weights,
                               const char *generator, const char *impl, const char *precision);
 
+/* Writes the outputs under /acts: image_features and image_embeds [B,E] when B > 0,
+ * text_features and text_embeds [T,E] when T > 0, logits_per_image [B,T] when logits != NULL. */
+eva_status eva_tapdump_outputs(eva_h5out *out, const float *fi, const float *ei, int64_t B, const float *ft,
+                               const float *et, int64_t T, int64_t E, const float *logits);
+
 #endif
