@@ -40,6 +40,11 @@ NTAPS=$("$VPY" -c 'import h5py, sys; print(len(h5py.File(sys.argv[1])["acts"]))'
 expect "float32 upstream passes against the float64 golden" 0 ev compare --golden "$G" --candidate "$W/f32.h5"
 grep -qF "PASS: all $NTAPS taps in common" "$W/out" || bad "f32: not every golden tap compared"
 
+# 18B family: post-norm blocks, RMSNorm, official-named weights
+expect "dump tiny 18B (official-named weights)" 0 py --golden "$TINY/18b.h5" --weights "$TINY/18b.safetensors" \
+  --out "$W/18b.h5"
+expect "tiny 18B float32 upstream passes" 0 ev compare --golden "$TINY/18b.h5" --candidate "$W/18b.h5"
+
 expect "dump bfloat16, stored as float16" 0 py --golden "$G" --weights "$GW" --dtype bfloat16 --store float16 \
   --out "$W/bf16.h5"
 expect "bfloat16 run fails the fp32 tolerances" 1 ev compare --golden "$G" --candidate "$W/bf16.h5" --precision fp32

@@ -6,7 +6,7 @@ kernel, ...): run the golden's /inputs through the model, catch the output of ea
 a tap with a forward hook, and write it under /acts/<tap> of an HDF5 file. `evabench compare`
 then names the first tap where the port leaves the golden's tolerance and shows the error
 growing from there. Here the model is open_clip's EVA-CLIP (CustomTextCLIP with a timm Eva
-trunk) built from the golden's config and loaded from open_clip-named safetensors, run in
+trunk) built from the golden's config and loaded from a safetensors file, run in
 --dtype; its module names are evabench's tap names.
 
 Check a port in three commands:
@@ -32,17 +32,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from make_golden import build_custom, tap_names  # noqa: E402  (open_clip + timm model from a config)
+from make_golden import build_custom, tap_names, to_official  # noqa: E402  (open_clip + timm model from a config)
 
 DTYPES = {"float32": (torch.float32, "fp32"), "float64": (torch.float64, "fp64"),
           "bfloat16": (torch.bfloat16, "bf16"), "float16": (torch.float16, "fp16")}
 
 
 def load_model(cfg, weights, dtype):
-    """open_clip EVA-CLIP for cfg with the weights of an open_clip-named safetensors file."""
+    """open_clip EVA-CLIP for cfg with the weights of a safetensors file (open_clip or official names)."""
     from safetensors.torch import load_file
     model = build_custom(cfg)
-    state = {k: v.to(torch.float32) for k, v in load_file(weights).items()}
+    ours = {to_official(k, cfg): k for k in model.state_dict()}  # official name -> open_clip name
+    state = {ours.get(k, k): v.to(torch.float32) for k, v in load_file(weights).items()}
     model.load_state_dict(state, strict=True)
     return model.eval().to(dtype)
 
@@ -103,7 +104,7 @@ def write_dump(path, golden, acts, store, generator, precision):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--golden", required=True, help="golden HDF5: its /inputs and config attribute are used")
-    ap.add_argument("--weights", required=True, help="open_clip-named safetensors of the golden's model")
+    ap.add_argument("--weights", required=True, help="safetensors of the golden's model (open_clip or official names)")
     ap.add_argument("--out", required=True, help="dump to write (HDF5, golden layout)")
     ap.add_argument("--dtype", choices=list(DTYPES), default="float32", help="compute dtype (default float32)")
     ap.add_argument("--store", choices=["float16", "float32", "float64"], default="float32",
