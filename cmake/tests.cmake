@@ -3,6 +3,9 @@
 #                           ctest label <label>
 #   tests/cli_<name>.sh     shell tests of the CLI, ctest label cli
 #   tests/lint_layers.py    the structure rules of the tree (label lint)
+#   tests/golden_<name>.sh  shell tests that need the golden environment (golden/.venv: PyTorch,
+#                           open_clip, timm), ctest label golden; `make test` leaves them out,
+#                           `make test-golden` makes the environment and runs them
 #   tests/example/          an out-of-tree project built against the installed package (label
 #                           install)
 # GPU suites exit 77 (ctest "skipped") without a device; a build without CUDA lists them as
@@ -54,6 +57,14 @@ foreach(src ${EVA_CLI_TESTS})
   add_test(NAME ${tname} COMMAND bash ${src} $<TARGET_FILE:evabench>)
   set_tests_properties(${tname} PROPERTIES LABELS cli SKIP_RETURN_CODE 77
     ENVIRONMENT "${EVA_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 1800)
+endforeach()
+
+file(GLOB EVA_GOLDEN_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/golden_*.sh)
+foreach(src ${EVA_GOLDEN_TESTS})
+  get_filename_component(tname ${src} NAME_WE)
+  add_test(NAME ${tname} COMMAND bash ${src} $<TARGET_FILE:evabench>)
+  set_tests_properties(${tname} PROPERTIES LABELS golden SKIP_RETURN_CODE 77
+    ENVIRONMENT "${EVA_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_BINARY_DIR} TIMEOUT 900)
 endforeach()
 
 # Structure rules (layers, include cycles, no program run from library code, function length,

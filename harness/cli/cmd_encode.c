@@ -6,6 +6,12 @@
  * the weights' evabench.config metadata), the inputs against the config (pixel size, context
  * length, every token id in [0, vocab)), and the weights (strict loader). The output file is
  * created only after the forward passes succeeded, so a failed run leaves no half-written file.
+ *
+ * --taps: the file is a golden (the golden layout: /inputs, /acts/<tap> for every tap the
+ * implementation hands over plus the outputs and embeddings, root attributes schema, config,
+ * weights (absolute path), generator, impl, precision), so verify and compare read it. The taps
+ * are written as each batch hands them over (tapdump.h), so the file is created before the
+ * forward passes and removed again if anything fails.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +29,7 @@
 #include "eva_tokenizer.h"
 #include "golden.h"
 #include "ref_model.h"
+#include "tapdump.h"
 
 #define EVA_ENCODE_DEFAULT_BATCH 16
 #define EVA_ENCODE_MAX_BATCH 65536
@@ -75,6 +82,7 @@ typedef struct {
     const char *weights, *variant, *config, *inputs, *out, *impl, *precision;
     long batch;
     eva_cli_list images, texts;
+    bool taps;
 } encode_args;
 
 static int check_args(const encode_args *a) {
@@ -105,6 +113,7 @@ static int parse(encode_args *a, int argc, char **argv) {
         EVA_ARG_STR("--impl", &a->impl, "ref|cuda", "implementation (default ref)"),
         EVA_ARG_STR("--precision", &a->precision, "P", "fp32 (default), tf32, bf16 or fp16 (cuda only)"),
         EVA_ARG_LONG("--batch", &a->batch, "N", "images or texts per forward pass (default 16)", 1, EVA_ENCODE_MAX_BATCH),
+        EVA_ARG_FLAG("--taps", &a->taps, "also write every tap under /acts/<tap>: OUT.h5 is then a golden"),
         EVA_ARG_END,
     };
     const eva_cli_spec spec = {
@@ -116,7 +125,8 @@ static int parse(encode_args *a, int argc, char **argv) {
         "preprocesses --image files as open_clip's evaluation transform does and tokenizes --text strings) and\n"
         "writes to OUT.h5 (all float32): /image_features [B,E], /text_features [T,E] (projections, before\n"
         "normalisation), /image_embeds, /text_embeds (L2-normalised) and, when both towers ran,\n"
-        "/logits_per_image [B,T] = exp(logit_scale) * cosine.\n",
+        "/logits_per_image [B,T] = exp(logit_scale) * cosine. With --taps OUT.h5 is also a golden: /inputs,\n"
+        "/acts/<tap> for every tap and output, attributes schema, config, weights, generator, impl, precision.\n",
         opts, NULL, NULL};
     int r = eva_cli_parse(&spec, argc, argv);
     return r >= 0 ? r : check_args(a);
@@ -134,6 +144,8 @@ typedef struct {
     int64_t B, T, E;
     float *features[2], *embeds[2]; /* [0] images [B,E], [1] texts [T,E] */
     float *logits;                  /* [B,T] when both towers ran */
+    eva_h5out out;                  /* open from before the forward passes with --taps */
+    eva_tapdump dump;               /* --taps: writes each batch's taps into out */
 } encode_run;
 
 static void encode_free(encode_run *r) {
@@ -173,11 +185,16 @@ static eva_status encode_tower(encode_run *r, int tower, int64_t n, int batch) {
     if (!r->features[tower] || !r->embeds[tower])
         return eva_fail(EVA_ERR_NOMEM, "out of memory for %lld %s features", (long long)n, what);
     bool tty = isatty(2);
+    eva_tap dump = eva_tapdump_tap(&r->dump);
+    const eva_tap *tap = r->dump.out ? &dump : NULL;
+    r->dump.total = n;
     for (int64_t i0 = 0; i0 < n; i0 += batch) {
         int nb = (int)(n - i0 < batch ? n - i0 : batch);
         if (tty) fprintf(stderr, "\rencode: %s %lld-%lld of %lld", what, (long long)i0 + 1, (long long)(i0 + nb), (long long)n);
-        eva_status st = tower ? eva_backend_encode_text(&r->be, r->features[1] + i0 * E, r->in.ids + i0 * L, nb, NULL)
-                              : eva_backend_encode_image(&r->be, r->features[0] + i0 * E, r->in.pixels + i0 * 3 * S * S, nb, NULL);
+        r->dump.offset = i0;
+        eva_status st = tower ? eva_backend_encode_text(&r->be, r->features[1] + i0 * E, r->in.ids + i0 * L, nb, tap)
+                              : eva_backend_encode_image(&r->be, r->features[0] + i0 * E, r->in.pixels + i0 * 3 * S * S, nb, tap);
+        if (st == EVA_OK) st = r->dump.err;
         if (st != EVA_OK) {
             eva_fail_context("%s: %s %lld-%lld", r->inputs_name, what, (long long)i0, (long long)(i0 + nb - 1));
             return st;
@@ -202,6 +219,24 @@ static eva_status encode_compute(encode_run *r, int batch) {
     return EVA_OK;
 }
 
+static void generator(char *buf, size_t cap, const encode_run *r) {
+    snprintf(buf, cap, "evabench %s (%s) encode --impl %s --precision %s", EVA_VERSION, EVA_GIT_REV,
+             eva_impl_name(r->impl), eva_precision_name(r->precision));
+}
+
+/* --taps: OUT.h5 created before the forward passes, with the golden header. */
+static eva_status encode_open_taps(encode_run *r, const encode_args *a) {
+    char weights[PATH_MAX], gen[160];
+    if (!realpath(a->weights, weights)) snprintf(weights, sizeof weights, "%s", a->weights);
+    generator(gen, sizeof gen, r);
+    eva_status st = eva_h5out_create(&r->out, a->out);
+    if (st == EVA_OK)
+        st = eva_tapdump_header(&r->out, &r->cfg, &r->in, weights, gen, eva_impl_name(r->impl),
+                                eva_precision_name(r->precision));
+    r->dump.out = &r->out;
+    return st;
+}
+
 /* The datasets and attributes of OUT.h5 (already created). */
 static eva_status encode_write(eva_h5out *out, const encode_run *r, const encode_args *a) {
     static const char *const names[2][2] = {{"image_features", "image_embeds"}, {"text_features", "text_embeds"}};
@@ -214,9 +249,11 @@ static eva_status encode_write(eva_h5out *out, const encode_run *r, const encode
     }
     int64_t lsh[2] = {r->B, r->T};
     if (st == EVA_OK && r->logits) st = eva_h5out_write(out, "logits_per_image", r->logits, 2, lsh);
+    if (st == EVA_OK && r->dump.out)
+        return eva_tapdump_outputs(out, r->features[0], r->embeds[0], r->B, r->features[1], r->embeds[1], r->T, r->E,
+                                   r->logits); /* the attributes came with the golden header */
     char gen[160];
-    snprintf(gen, sizeof gen, "evabench %s (%s) encode --impl %s --precision %s", EVA_VERSION, EVA_GIT_REV,
-             eva_impl_name(r->impl), eva_precision_name(r->precision));
+    generator(gen, sizeof gen, r);
     char *cj = eva_config_to_json(&r->cfg, false);
     if (st == EVA_OK) st = eva_h5out_attr(out, "generator", gen);
     if (st == EVA_OK && cj) st = eva_h5out_attr(out, "config", cj);
@@ -226,17 +263,10 @@ static eva_status encode_write(eva_h5out *out, const encode_run *r, const encode
 }
 
 /* Creates OUT.h5 only after everything was computed; never leaves a half-written file. */
-static eva_status encode_output(const encode_run *r, const encode_args *a) {
-    eva_h5out out;
-    memset(&out, 0, sizeof out);
-    out.file = -1;
-    eva_status st = eva_h5out_create(&out, a->out);
-    if (st == EVA_OK) st = encode_write(&out, r, a);
-    if (st == EVA_OK) return eva_h5out_close(&out);
-    if (out.file > 0) {
-        eva_h5out_close(&out);
-        remove(a->out);
-    }
+static eva_status encode_output(encode_run *r, const encode_args *a) {
+    eva_status st = r->dump.out ? EVA_OK : eva_h5out_create(&r->out, a->out);
+    if (st == EVA_OK) st = encode_write(&r->out, r, a);
+    if (st == EVA_OK) return eva_h5out_close(&r->out);
     return st;
 }
 
@@ -246,9 +276,15 @@ int eva_cmd_encode(int argc, char **argv) {
     if (code >= 0) return code;
     encode_run r;
     memset(&r, 0, sizeof r);
+    r.out.file = -1;
     eva_status st = encode_prepare(&r, &a);
+    if (st == EVA_OK && a.taps) st = encode_open_taps(&r, &a);
     if (st == EVA_OK) st = encode_compute(&r, (int)a.batch);
     if (st == EVA_OK) st = encode_output(&r, &a);
+    if (st != EVA_OK && r.out.file > 0) {
+        eva_h5out_close(&r.out);
+        remove(a.out); /* never leave a half-written output */
+    }
     if (st == EVA_OK)
         fprintf(stderr, "evabench encode: wrote %s (%lld images, %lld texts, config %s from %s, %s %s)\n", a.out,
                 (long long)r.B, (long long)r.T, r.cfg.name, r.config_source, eva_impl_name(r.impl),

@@ -7,6 +7,7 @@
 int eva_cmd_info(int argc, char **argv);
 int eva_cmd_encode(int argc, char **argv);
 int eva_cmd_verify(int argc, char **argv);
+int eva_cmd_compare(int argc, char **argv);
 int eva_cmd_tokenize(int argc, char **argv);
 int eva_cmd_preprocess(int argc, char **argv);
 int eva_cmd_bench(int argc, char **argv);

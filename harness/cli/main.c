@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
         {"info", eva_cmd_info, "list the variants: parameters, GFLOPs, configs; build features"},
         {"encode", eva_cmd_encode, "encode images and/or texts to embeddings (HDF5 out)"},
         {"verify", eva_cmd_verify, "compare every activation tap against a golden HDF5"},
+        {"compare", eva_cmd_compare, "judge another implementation's tap dump against a golden HDF5"},
         {"tokenize", eva_cmd_tokenize, "CLIP BPE token ids of strings"},
         {"preprocess", eva_cmd_preprocess, "images to normalised pixel tensors (HDF5 out)"},
         {"bench", eva_cmd_bench, "throughput, latency and memory of a tower"},
