@@ -619,22 +619,6 @@ eva_status eva_golden_attr(const eva_golden *g, const char *name, char **value) 
     return attr_string((hid_t)g->file, g->path, name, value);
 }
 
-eva_status eva_golden_act_dtype(const eva_golden *g, const char *name, int *bits) {
-    char dname[EVA_TAP_NAME_MAX + 8];
-    hid_t ds;
-    eva_status st = act_open(&ds, g, name, dname, sizeof dname);
-    if (st != EVA_OK) return st;
-    hid_t ty = H5Dget_type(ds);
-    if (ty < 0 || H5Tget_class(ty) != H5T_FLOAT)
-        st = eva_fail(EVA_ERR_FORMAT, "%s: %s: has a non-float datatype, expected float16, float32 or float64",
-                      g->path, dname);
-    else
-        *bits = (int)H5Tget_size(ty) * 8;
-    close_id(ty);
-    H5Dclose(ds);
-    return st;
-}
-
 /* ---- writer: row blocks of a dataset and integer datasets ------------------------------------ */
 
 /* Opens /name, creating it as float32 [total, shape[1..]] on first use; checks the dims agree. */

@@ -90,8 +90,6 @@ eva_status eva_dump_open(eva_golden *g, const char *path);
 /* A string attribute of the root group of an opened golden or dump (*value NULL when absent;
  * owned by the caller). */
 eva_status eva_golden_attr(const eva_golden *g, const char *name, char **value);
-/* Bits per element (16, 32, 64) of the float dataset /acts/<name>. */
-eva_status eva_golden_act_dtype(const eva_golden *g, const char *name, int *bits);
 
 /* Encode's output file. Datasets are float32, written whole. */
 typedef struct {
