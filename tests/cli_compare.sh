@@ -219,7 +219,7 @@ g, r, r1 = (h5py.File(p, "r") for p in sys.argv[1:4])
 A = lambda f, k: f.attrs[k].decode() if isinstance(f.attrs[k], bytes) else str(f.attrs[k])
 assert A(r, "schema") == "evabench-golden/1"
 assert json.loads(A(r, "config"))["name"] == json.loads(A(g, "config"))["name"]
-assert A(r, "impl") == "ref" and A(r, "precision") == "fp32", dict(r.attrs)
+assert A(r, "impl") == "ref" and A(r, "precision") == "fp32" and A(r, "compute_dtype") == "float32", dict(r.attrs)
 assert A(r, "weights").startswith("/") and A(r, "weights").endswith("eva02.safetensors"), A(r, "weights")
 missing = sorted(set(g["acts"]) - set(r["acts"]))
 assert not missing, missing

@@ -19,7 +19,7 @@ Check a port in three commands:
 The layout (any subset of taps; datasets float16, float32 or float64, batch first):
   /inputs/pixel_values, /inputs/input_ids   copied from the golden (compare checks they match)
   /acts/<tap>                               one dataset per tap
-  attributes: schema, config, generator, impl, precision
+  attributes: schema, config, generator, impl, precision (and compute_dtype)
 Dumps keyed by other module names are read with `evabench compare --names official|transformers`.
 """
 import argparse
@@ -94,6 +94,8 @@ def write_dump(path, golden, acts, store, generator, precision):
         f.attrs["generator"] = generator
         f.attrs["impl"] = "open_clip (PyTorch forward hooks)"
         f.attrs["precision"] = precision
+        if precision in ("fp32", "fp64"):  # read as a golden, it was computed in this dtype
+            f.attrs["compute_dtype"] = "float32" if precision == "fp32" else "float64"
         for name in ("pixel_values", "input_ids"):
             if "inputs/" + name in golden:
                 f["inputs/" + name] = golden["inputs/" + name][()]

@@ -2,7 +2,8 @@
  *
  * Owns: the eva_tap that writes every tap it is handed to /acts/<tap> of an output file, batch by
  * batch (rows [offset, offset + n) of a dataset sized for the whole run), and the golden header
- * (/inputs and the root attributes schema, config, weights, generator, impl, precision), so the
+ * (/inputs and the root attributes schema, config, weights, generator, impl, precision,
+ * compute_dtype), so the
  * file is a golden that verify and compare read. Does not own running the model (the backend) or
  * the file format (golden.h).
  */
@@ -24,7 +25,8 @@ typedef struct {
 eva_tap eva_tapdump_tap(eva_tapdump *d);
 
 /* Writes /inputs (pixel_values float32, input_ids int64; the parts present) and the root
- * attributes: schema evabench-golden/1, config (JSON), weights, generator, impl and precision. */
+ * attributes: schema evabench-golden/1, config (JSON), weights, generator, impl, precision and
+ * compute_dtype "float32" (the file as a golden was computed in float32, not float64). */
 eva_status eva_tapdump_header(eva_h5out *out, const eva_config *cfg, const eva_inputs *in, const char *weights,
                               const char *generator, const char *impl, const char *precision);
 
