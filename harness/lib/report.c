@@ -47,7 +47,8 @@ static const char *verdict_text(const eva_cmp_row *row) {
     return eva_verdict_name(row->verdict);
 }
 
-static void print_rows(FILE *f, const eva_cmp_row *rows, int n_rows) {
+/* The table; rows with verdict ABSENT are left out when skip_absent (listed apart by compare). */
+static void print_rows(FILE *f, const eva_cmp_row *rows, int n_rows, bool skip_absent) {
     int w = 4;
     for (int i = 0; i < n_rows; i++) {
         int l = (int)strlen(rows[i].name);
@@ -57,6 +58,7 @@ static void print_rows(FILE *f, const eva_cmp_row *rows, int n_rows) {
             "budget", "verdict");
     for (int i = 0; i < n_rows; i++) {
         const eva_cmp_row *row = &rows[i];
+        if (skip_absent && row->verdict == EVA_VERDICT_ABSENT) continue;
         char sh[64], a[32], b[32], c[32], d[32];
         fprintf(f, "%-*s  %-16s  %10s  %10s  %12s  %7s  %s\n", w, row->name,
                 eva_shape_str(sh, sizeof sh, row->ndim, row->shape), num(a, sizeof a, row->max_abs, "%.3e"),
@@ -65,7 +67,7 @@ static void print_rows(FILE *f, const eva_cmp_row *rows, int n_rows) {
     }
 }
 
-void eva_report_print_table(FILE *f, const eva_verify_report *r) { print_rows(f, r->rows, r->n_rows); }
+void eva_report_print_table(FILE *f, const eva_verify_report *r) { print_rows(f, r->rows, r->n_rows, false); }
 
 static FILE *open_out(const char *path, eva_status *st) {
     FILE *f = fopen(path, "w");
@@ -270,7 +272,7 @@ static void compare_summary(FILE *f, const eva_compare_report *r) {
 }
 
 void eva_compare_print(FILE *f, const eva_compare_report *r) {
-    print_rows(f, r->rows, r->n_rows);
+    print_rows(f, r->rows, r->n_rows, true);
     name_lists(f, r, false);
     growth_rows(f, r, false);
     compare_summary(f, r);

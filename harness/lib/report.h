@@ -50,8 +50,9 @@ typedef struct {
     int n_extra;
 } eva_compare_report;
 
-/* The table, the absent and extra taps, the error from the first failing tap on, and a summary
- * line ("PASS: ..." or "FAIL: ... first failing tap: <tap>"). */
+/* The table of the taps compared, the list of absent and extra taps, the error from the first
+ * failing tap on, and a summary line ("PASS: ..." or "FAIL: ... first failing tap: <tap>"). The
+ * Markdown and JSON files hold every golden tap, absent ones included. */
 void eva_compare_print(FILE *f, const eva_compare_report *r);
 eva_status eva_compare_write_markdown(const eva_compare_report *r, const char *path);
 /* JSON record "evabench-compare/1" (reports/README.md). */
