@@ -46,8 +46,9 @@ static int parse(compare_args *a, int argc, char **argv) {
         "Compares every tap the candidate and the golden both hold with the tolerance table (golden/README-\n"
         "tolerances.md), in forward order: one row per tap compared (shape, max abs error, max rel error, cosine,\n"
         "budget used, verdict), the golden taps the candidate lacks (\"absent\": listed, not failed), then the\n"
-        "error from the first failing tap on. The candidate is any implementation's dump in the golden layout (/acts/<tap>, float16,\n"
-        "float32 or float64, batch first, any subset of taps; /inputs, when present, must be the golden's).\n"
+        "error from the first failing tap on. The candidate is any implementation's dump in the golden layout\n"
+        "(/acts/<tap>, float16, float32 or float64, batch first, any subset of taps; /inputs, when present, must\n"
+        "be the golden's).\n"
         "Datasets named after official EVA-CLIP modules (visual.blocks.3.attn) or transformers modules\n"
         "(vision_model.encoder.layers.3.self_attn) are mapped to the tap names (--names; the map is in the\n"
         "README). A dump passes when every tap in common passes.\n",
