@@ -187,8 +187,9 @@ static eva_status map_candidate(map_entry **map, const eva_golden *cand, const e
     for (int k = 0; k < cand->n_acts && st == EVA_OK; k++) {
         snprintf(m[k].module, sizeof m[k].module, "%s", cand->acts[k]);
         if (!eva_names_map(names, cand->acts[k], m[k].tap))
-            st = eva_fail(EVA_ERR_INVALID_ARG, "%s: /acts/%s: unknown tap: no tap of evabench has this module name "
-                                               "under --names %s", cand->path, cand->acts[k], scheme);
+            st = eva_fail(EVA_ERR_INVALID_ARG, "%s: /acts/%s: unknown tap: no tap of evabench is this module's output "
+                                               "under --names %s (the name map is in the README)",
+                          cand->path, cand->acts[k], scheme);
         else
             st = check_tap(cand, cand->acts[k], m[k].tap, cfg, B, T, scheme);
     }
