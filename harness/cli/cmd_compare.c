@@ -50,8 +50,8 @@ static int parse(compare_args *a, int argc, char **argv) {
         "(/acts/<tap>, float16, float32 or float64, batch first, any subset of taps; /inputs, when present, must\n"
         "be the golden's).\n"
         "Datasets named after official EVA-CLIP modules (visual.blocks.3.attn) or transformers modules\n"
-        "(vision_model.encoder.layers.3.self_attn) are mapped to the tap names (--names; the map is in the\n"
-        "README). A dump passes when every tap in common passes.\n",
+        "(vision_model.encoder.layers.3.self_attn) are mapped to the tap names (--names; the map is in\n"
+        "docs/formats.md). A dump passes when every tap in common passes.\n",
         opts, NULL,
         "Exit status: 0 every tap in common passes, 1 a tap fails, 2 bad usage or input (unknown or mis-shaped\n"
         "tap, no tap in common, other inputs, not an HDF5 file, ...), 3 internal failure.\n"};

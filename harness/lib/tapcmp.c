@@ -188,7 +188,7 @@ static eva_status map_candidate(map_entry **map, const eva_golden *cand, const e
         snprintf(m[k].module, sizeof m[k].module, "%s", cand->acts[k]);
         if (!eva_names_map(names, cand->acts[k], m[k].tap))
             st = eva_fail(EVA_ERR_INVALID_ARG, "%s: /acts/%s: unknown tap: no tap of evabench is this module's output "
-                                               "under --names %s (the name map is in the README)",
+                                               "under --names %s (the name map: docs/formats.md)",
                           cand->path, cand->acts[k], scheme);
         else
             st = check_tap(cand, cand->acts[k], m[k].tap, cfg, B, T, scheme);
