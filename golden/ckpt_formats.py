@@ -585,7 +585,12 @@ def vision_only_message(path, keys, shapes):
     for k in keys:
         if k.endswith("patch_embed.proj.weight") and shapes.get(k):
             width = shapes[k][0]
-    hint = VISION_ONLY_HINT.get(width, "the EVA-CLIP file of the same repository (EVA_CLIP_*.pt), "
+    base = os.path.basename(path).upper()
+    if width not in VISION_ONLY_HINT:
+        width_hint = 5120 if "18B" in base else 4096 if "8B" in base else None
+    else:
+        width_hint = width
+    hint = VISION_ONLY_HINT.get(width_hint, "the EVA-CLIP file of the same repository (EVA_CLIP_*.pt), "
                                        "or its transformers shards")
     return (f"{path}: vision-only EVA pre-training weights (an image encoder, {len(vis)} vision tensors, "
             f"no text tower, width {width}), not an EVA-CLIP checkpoint; use {hint} instead")
