@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "eva_checkpoint.h"
+
 #include "ref_model.h"
 #ifdef EVA_HAVE_CUDA
 #include "eva_cuda.h"
@@ -62,8 +64,11 @@ eva_status eva_resolve_config(eva_config *cfg, const char **source, const char *
         return eva_config_from_json(cfg, fallback_json, fallback_source);
     }
     if (weights_path) {
-        *source = "weights metadata";
-        return eva_model_config_from_weights(cfg, weights_path);
+        /* metadata, open_clip_config.json beside it, or the tensor shapes (eva_checkpoint.h) */
+        *source = "weights";
+        eva_status st = eva_checkpoint_config(cfg, weights_path, source);
+        if (!*source) *source = "weights";
+        return st;
     }
     return eva_fail(EVA_ERR_INVALID_ARG, "no config: pass --variant NAME or --config C.json");
 }

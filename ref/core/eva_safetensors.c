@@ -32,6 +32,10 @@ struct eva_safetensors {
     int n;
     char **meta_k, **meta_v; /* [nmeta] */
     int nmeta;
+    /* composite handles only (fd < 0): the handles the pieces come from, and each tensor's pieces */
+    eva_safetensors **sub;      /* [nsub], owned */
+    int nsub;
+    eva_st_composite_item *items; /* [n]; name unused (see names) */
 };
 
 typedef struct {
@@ -121,6 +125,9 @@ static void st_fmt_shape(char *buf, size_t cap, const int64_t *shape, int ndim) 
 void eva_safetensors_close(eva_safetensors *st) {
     if (!st) return;
     if (st->fd >= 0) close(st->fd);
+    for (int i = 0; i < st->nsub; i++) eva_safetensors_close(st->sub[i]);
+    free(st->sub);
+    free(st->items);
     if (st->names)
         for (int i = 0; i < st->n; i++) free(st->names[i]);
     free(st->names);
@@ -462,6 +469,130 @@ int eva_safetensors_metadata_at(const eva_safetensors *st, int i, const char **k
 
 #define ST_CHUNK_ELEMS ((size_t)1 << 20)
 
+/* Tensor i of a composite handle: its pieces one after the other, or the transpose of its one
+ * 2-D piece (through a temporary copy). */
+static eva_status st_read_composite(const eva_safetensors *st, int i, float *dst) {
+    const eva_st_composite_item *it = &st->items[i];
+    if (it->transpose) {
+        const eva_st_tensor *p = eva_safetensors_get(st->sub[it->sub[0]], it->idx[0]);
+        const int64_t r = p->shape[0], c = p->shape[1];
+        float *tmp = malloc((size_t)p->numel * sizeof *tmp);
+        if (!tmp) return eva_fail(EVA_ERR_NOMEM, "%s: tensor '%s': out of memory", st->path, st->t[i].name);
+        eva_status s = eva_safetensors_read_f32(st->sub[it->sub[0]], it->idx[0], tmp, p->numel);
+        if (s == EVA_OK)
+            for (int64_t a = 0; a < r; a++)
+                for (int64_t b = 0; b < c; b++) dst[b * r + a] = tmp[a * c + b];
+        free(tmp);
+        return s;
+    }
+    int64_t off = 0;
+    for (int k = 0; k < it->npieces; k++) {
+        const eva_st_tensor *p = eva_safetensors_get(st->sub[it->sub[k]], it->idx[k]);
+        eva_status s = eva_safetensors_read_f32(st->sub[it->sub[k]], it->idx[k], dst + off, p->numel);
+        if (s != EVA_OK) return s;
+        off += p->numel;
+    }
+    return EVA_OK;
+}
+
+/* Checks item j against its pieces and fills the presented tensor t. */
+static eva_status st_composite_item(eva_safetensors *st, const eva_st_composite_item *it, eva_st_tensor *t) {
+    const char *nm = it->name ? it->name : "?";
+    if (it->npieces < 1 || it->npieces > EVA_ST_MAX_PIECES || it->ndim < 0 || it->ndim > EVA_ST_MAX_NDIM ||
+        (it->transpose && (it->npieces != 1 || it->ndim != 2)))
+        return eva_fail(EVA_ERR_INTERNAL, "%s: tensor '%s': bad composite description", st->path, nm);
+    int64_t numel = 1, sum = 0;
+    for (int d = 0; d < it->ndim; d++) {
+        if (it->shape[d] < 0) return eva_fail(EVA_ERR_INTERNAL, "%s: tensor '%s': negative dim", st->path, nm);
+        numel *= it->shape[d];
+    }
+    const eva_st_tensor *first = NULL;
+    for (int k = 0; k < it->npieces; k++) {
+        if (it->sub[k] < 0 || it->sub[k] >= st->nsub || !eva_safetensors_get(st->sub[it->sub[k]], it->idx[k]))
+            return eva_fail(EVA_ERR_INTERNAL, "%s: tensor '%s': piece %d does not exist", st->path, nm, k);
+        const eva_st_tensor *p = eva_safetensors_get(st->sub[it->sub[k]], it->idx[k]);
+        if (first && strcmp(p->dtype_name, first->dtype_name) != 0)
+            return eva_fail(EVA_ERR_FORMAT, "%s: tensor '%s' is made of %s (%s) and %s (%s): pieces of one tensor "
+                            "must share a dtype", st->path, nm, first->name, first->dtype_name, p->name, p->dtype_name);
+        if (!first) first = p;
+        sum += p->numel;
+    }
+    if (sum != numel || (it->transpose && first->ndim != 2))
+        return eva_fail(EVA_ERR_SHAPE, "%s: tensor '%s': its pieces (%s%s) hold %" PRId64 " values, its shape %" PRId64,
+                        st->path, nm, first->name, it->npieces > 1 ? ", ..." : "", sum, numel);
+    memset(t, 0, sizeof *t);
+    snprintf(t->dtype_name, sizeof t->dtype_name, "%s", first->dtype_name);
+    t->dtype = first->dtype;
+    t->bits = first->bits;
+    t->ndim = it->ndim;
+    for (int d = 0; d < it->ndim; d++) t->shape[d] = it->shape[d];
+    t->numel = numel;
+    return EVA_OK;
+}
+
+eva_status eva_safetensors_open_composite(eva_safetensors **out, const char *path, eva_safetensors **subs, int nsub,
+                                          const eva_st_composite_item *items, int n) {
+    eva_status s = EVA_OK;
+    *out = NULL;
+    eva_safetensors *st = calloc(1, sizeof *st);
+    if (!st) {
+        for (int k = 0; k < nsub; k++) eva_safetensors_close(subs[k]);
+        return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path ? path : "checkpoint");
+    }
+    st->fd = -1;
+    st->sub = malloc((size_t)(nsub > 0 ? nsub : 1) * sizeof *st->sub);
+    if (!st->sub) {
+        for (int k = 0; k < nsub; k++) eva_safetensors_close(subs[k]);
+        free(st);
+        return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path ? path : "checkpoint");
+    }
+    for (int k = 0; k < nsub; k++) st->sub[k] = subs[k];
+    st->nsub = nsub;
+    st->path = st_strdup(path ? path : "checkpoint");
+    size_t cnt = (size_t)(n > 0 ? n : 1);
+    st->t = calloc(cnt, sizeof *st->t);
+    st->names = calloc(cnt, sizeof *st->names);
+    st->items = calloc(cnt, sizeof *st->items);
+    if (!st->path || !st->t || !st->names || !st->items) {
+        s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path ? path : "checkpoint");
+        goto fail;
+    }
+    for (int j = 0; j < n; j++) {
+        st->n = j + 1; /* close() frees names[0..n) */
+        if ((s = st_composite_item(st, &items[j], &st->t[j])) != EVA_OK) goto fail;
+        st->items[j] = items[j];
+        st->items[j].name = NULL;
+        if (!(st->names[j] = st_strdup(items[j].name))) {
+            s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", st->path);
+            goto fail;
+        }
+        st->t[j].name = st->names[j];
+        for (int k = 0; k < j; k++)
+            if (!strcmp(st->names[k], st->names[j])) {
+                s = eva_fail(EVA_ERR_FORMAT, "%s: two tensors map to '%s'", st->path, st->names[j]);
+                goto fail;
+            }
+    }
+    st->n = n;
+    *out = st;
+    return EVA_OK;
+fail:
+    eva_safetensors_close(st);
+    return s;
+}
+
+int eva_safetensors_source(const eva_safetensors *st, int i, const eva_safetensors **file, int *index) {
+    if (!st || i < 0 || i >= st->n) return 0;
+    if (!st->items) {
+        if (file) *file = st;
+        if (index) *index = i;
+        return 1;
+    }
+    const eva_st_composite_item *it = &st->items[i];
+    if (it->npieces != 1 || it->transpose) return 0;
+    return eva_safetensors_source(st->sub[it->sub[0]], it->idx[0], file, index);
+}
+
 eva_status eva_safetensors_read_f32(const eva_safetensors *st, int i, float *dst, int64_t dst_numel) {
     if (!st || i < 0 || i >= st->n)
         return eva_fail(EVA_ERR_INVALID_ARG, "%s: no tensor #%d", st ? st->path : "safetensors", i);
@@ -473,6 +604,7 @@ eva_status eva_safetensors_read_f32(const eva_safetensors *st, int i, float *dst
         return eva_fail(EVA_ERR_INTERNAL, "%s: tensor '%s': destination holds %" PRId64 " floats, tensor has %" PRId64,
                         st->path, t->name, dst_numel, t->numel);
     if (t->numel == 0) return EVA_OK;
+    if (st->items) return st_read_composite(st, i, dst);
     uint64_t off = st->data_start + t->begin;
     if (t->dtype == EVA_ST_F32) {
         if (st_pread_all(st->fd, dst, (size_t)t->numel * 4, off) != 0)

@@ -71,6 +71,32 @@ int eva_safetensors_metadata_count(const eva_safetensors *st);
 /* i-th metadata pair (header order); returns 0 and leaves key and value alone when out of range. */
 int eva_safetensors_metadata_at(const eva_safetensors *st, int i, const char **key, const char **value);
 
+/* ---- composite handles: tensors assembled from tensors of other handles -------------------------
+ * Used for checkpoints split over several files whose tensors need renaming, concatenating or
+ * transposing to match the tensor table (the transformers shards of the BAAI repos: q/k/v in three
+ * tensors, the text projection transposed, embeddings reshaped; see eva_checkpoint.h). Reshaping
+ * is free (same bytes), concatenation is along dim 0 (bytes one after the other); a transposed item
+ * is the 2-D transpose of its one piece. Read with eva_safetensors_read_f32 like any handle. */
+#define EVA_ST_MAX_PIECES 3
+typedef struct {
+    const char *name;              /* the name presented (copied) */
+    int ndim;
+    int64_t shape[EVA_ST_MAX_NDIM];
+    int npieces;                   /* 1..EVA_ST_MAX_PIECES, concatenated along dim 0 */
+    int sub[EVA_ST_MAX_PIECES];    /* piece k = tensor idx[k] of handle subs[sub[k]] */
+    int idx[EVA_ST_MAX_PIECES];
+    int transpose;                 /* 1: [a,b] piece presented as [b,a] (npieces 1, ndim 2) */
+} eva_st_composite_item;
+
+/* Builds a handle presenting `items` (in that order). Takes ownership of subs[0..nsub) (closed on
+ * failure too). Checks every piece exists, all pieces share a dtype, the pieces' element counts sum
+ * to the item's shape, and item names are unique. `path` names the checkpoint in messages. */
+eva_status eva_safetensors_open_composite(eva_safetensors **st, const char *path, eva_safetensors **subs, int nsub,
+                                          const eva_st_composite_item *items, int n);
+/* For a tensor that is one untransposed piece of a file (every tensor of a plain handle): the
+ * handle and index holding its bytes; returns 0 (and leaves the outputs alone) otherwise. */
+int eva_safetensors_source(const eva_safetensors *st, int i, const eva_safetensors **file, int *index);
+
 /* "F32" / "F16" / "BF16" (NULL for EVA_ST_OTHER). */
 const char *eva_st_dtype_name(eva_st_dtype dt);
 

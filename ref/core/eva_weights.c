@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eva_checkpoint.h"
 #include "eva_safetensors.h"
 
 #define EVA_ARENA_ALIGN_BYTES 64
@@ -103,7 +104,7 @@ eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg)
     memset(m, 0, sizeof *m);
     if (!path || !cfg) return eva_fail(EVA_ERR_INVALID_ARG, "eva_model_load: no path or config");
 
-    if ((s = eva_safetensors_open(&st, path)) != EVA_OK) return s;
+    if ((s = eva_checkpoint_open(&st, path)) != EVA_OK) return s;
     if ((s = model_alloc(m, cfg, path)) != EVA_OK) goto fail;
     const eva_tensor_table *tt = &m->tensors;
     int nf = eva_safetensors_count(st);
@@ -357,18 +358,6 @@ fail:
 /* ---- config from metadata ------------------------------------------------------------------- */
 
 eva_status eva_model_config_from_weights(eva_config *cfg, const char *path) {
-    eva_safetensors *st = NULL;
-    eva_status s = eva_safetensors_open(&st, path);
-    if (s != EVA_OK) return s;
-    const char *json = eva_safetensors_metadata(st, EVA_CONFIG_METADATA_KEY);
-    if (!json) {
-        s = eva_fail(EVA_ERR_INVALID_ARG, "%s: no %s metadata; pass --variant or --config", path,
-                     EVA_CONFIG_METADATA_KEY);
-    } else {
-        char src[600];
-        snprintf(src, sizeof src, "%s (metadata %s)", path, EVA_CONFIG_METADATA_KEY);
-        s = eva_config_from_json(cfg, json, src);
-    }
-    eva_safetensors_close(st);
-    return s;
+    const char *how;
+    return eva_checkpoint_config(cfg, path, &how);
 }

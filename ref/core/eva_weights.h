@@ -1,6 +1,7 @@
 /* eva_weights.h: a loaded model = config + tensor table + one aligned fp32 arena + views.
  *
- * eva_model_load() reads a safetensors file (F32, F16 or BF16, converted to fp32), maps official
+ * eva_model_load() reads a checkpoint (eva_checkpoint_open: a safetensors file, an open_clip hub
+ * folder, transformers safetensors shards; F32, F16 or BF16, converted to fp32), maps official
  * EVA-CLIP names and open_clip names onto the tensor table, and refuses any mismatch: a missing
  * tensor, an unexpected tensor or a wrong shape, listing every offender in one message. The
  * official files' rope buffers are ignored. eva_model_init_random() fills the same arena with
@@ -33,8 +34,9 @@ typedef struct {
 eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg);
 /* Deterministic random weights (norm weights near 1, small biases, fan-in scaled matrices). */
 eva_status eva_model_init_random(eva_model *m, const eva_config *cfg, uint64_t seed);
-/* Reads the evabench.config metadata of a safetensors file into cfg (validated).
- * EVA_ERR_INVALID_ARG when the file has no such key (message says to pass --variant/--config). */
+/* The config of the checkpoint at path (eva_checkpoint_config: evabench.config metadata,
+ * open_clip_config.json beside it, or the tensor shapes); EVA_ERR_INVALID_ARG when none says
+ * (the message says to pass --variant/--config). */
 eva_status eva_model_config_from_weights(eva_config *cfg, const char *path);
 /* Frees everything; accepts a zeroed or half-built model. */
 void eva_model_free(eva_model *m);
