@@ -13,6 +13,8 @@ the way the published files are written, by the upstream writers:
                           (no `visual.` prefix, no text tower, no head), as the BAAI repos' EVA_*.bin;
   hf-8b-bin/              the transformers layout of the BAAI repos (names of their
                           `modeling_evaclip.py`), two pickled shards + pytorch_model.bin.index.json (F16);
+  open_clip_configs/      open_clip_config.json of the seven timm/eva* hub repos (EVA01-g-14.json, ...),
+                          by save_config_for_hf from open_clip's packaged model configs;
   hf-18b-st/              the same layout, two safetensors shards + model.safetensors.index.json (BF16),
                           written by safetensors.torch.save_file with {"format": "pt"} as transformers does.
 The shard cut falls inside a layer: vision layer 0's q_proj is in the first shard, its k_proj and
@@ -181,14 +183,31 @@ def write_hf(out, family, dtype, kind):
         f.write("\n")
 
 
+def write_open_clip_configs(out):
+    """open_clip_config.json of each EVA-CLIP hub repo, written by open_clip's save_config_for_hf
+    from its packaged model config (what the timm/eva* repos ship beside open_clip_model.safetensors;
+    their model weights are not needed to make it)."""
+    import pathlib
+    from types import SimpleNamespace
+
+    import open_clip
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    os.makedirs(out, exist_ok=True)
+    fake = SimpleNamespace(visual=SimpleNamespace(image_mean=OPENAI_DATASET_MEAN, image_std=OPENAI_DATASET_STD))
+    for name in ("EVA01-g-14", "EVA01-g-14-plus", "EVA02-B-16", "EVA02-L-14", "EVA02-L-14-336",
+                 "EVA02-E-14", "EVA02-E-14-plus"):
+        oc_hub.save_config_for_hf(fake, pathlib.Path(out) / f"{name}.json", open_clip.get_model_config(name))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(HERE, "formats"))
     a = ap.parse_args()
     torch.manual_seed(0)
     out = a.out
-    for d in ("hub-eva02", "hub-bige", "official", "vision-only", "hf-8b-bin", "hf-18b-st"):
+    for d in ("hub-eva02", "hub-bige", "official", "vision-only", "hf-8b-bin", "hf-18b-st", "open_clip_configs"):
         shutil.rmtree(os.path.join(out, d), ignore_errors=True)
+    write_open_clip_configs(os.path.join(out, "open_clip_configs"))
     write_hub(os.path.join(out, "hub-eva02"), "eva02", torch.float16)
     write_hub(os.path.join(out, "hub-bige"), "bige", torch.bfloat16)
     os.makedirs(os.path.join(out, "official"), exist_ok=True)
