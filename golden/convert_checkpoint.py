@@ -155,6 +155,8 @@ def resolve_input(path):
     """Folder / shard -> the index JSON (or the one checkpoint file) to read."""
     if os.path.isdir(path):
         idx = sorted(f for f in os.listdir(path) if f.endswith(".index.json"))
+        if not idx and os.path.isfile(os.path.join(path, "open_clip_model.safetensors")):
+            return os.path.join(path, "open_clip_model.safetensors")
         if len(idx) == 1:
             return os.path.join(path, idx[0])
         if len(idx) > 1:

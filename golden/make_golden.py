@@ -145,6 +145,10 @@ TINY = OrderedDict([
     ("bige", make_config("tiny-bige", 32, _vis(28, 7, 48, 3, 3, 100, "bige"), TINY_TEXT)),
     ("8b", make_config("tiny-8b", 32, _vis(28, 7, 64, 2, 4, 160, "rms_pre"), TINY_TEXT)),
     ("18b", make_config("tiny-18b", 32, _vis(28, 7, 64, 3, 4, 160, "rms_post"), TINY_TEXT)),
+    # EVA-02 with open_clip's real vocabulary (49408) and a narrow text tower, for goldens of real
+    # captions tokenized by open_clip (make_golden.py --weights ... --text ...)
+    ("eva02-vocab", make_config("tiny-eva02-vocab", 32, _vis(40, 8, 96, 2, 4, 130, "eva02"),
+                                _txt(8, 2, 2))),
 ])
 
 
@@ -349,7 +353,7 @@ def tap_names(cfg):
     return names
 
 
-def run_with_taps(model, pix, ids, want_taps, cfg):
+def run_with_taps(model, pix, ids, want_taps, cfg, dtype=torch.float64):
     modules = dict(model.named_modules())
     acts = OrderedDict()
     seq_first = not getattr(model.text.transformer, "batch_first", False)
@@ -366,7 +370,7 @@ def run_with_taps(model, pix, ids, want_taps, cfg):
                 acts[name] = out.to(torch.float32).contiguous().numpy()
             hooks.append(modules[name].register_forward_hook(hook))
     with torch.no_grad():
-        x = torch.from_numpy(pix).to(torch.float64)
+        x = torch.from_numpy(pix).to(dtype)
         t = torch.from_numpy(ids)
         img = model.encode_image(x)
         txt = model.encode_text(t)
@@ -432,7 +436,7 @@ def write_weights(path, state, cfg, dtype, official):
     return path
 
 
-def write_golden(path, cfg, weights_rel, generator, seed, pix, ids, acts):
+def write_golden(path, cfg, weights_rel, generator, seed, pix, ids, acts, extra_attrs=None):
     # No object timestamps anywhere (root group, groups, datasets), so that regenerating gives
     # byte-identical files; creation order tracked so /acts lists taps in forward order.
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
@@ -454,6 +458,8 @@ def write_golden(path, cfg, weights_rel, generator, seed, pix, ids, acts):
         f.attrs["weights"] = weights_rel
         f.attrs["generator"] = generator
         f.attrs["seed"] = np.int64(seed)
+        for k, v in (extra_attrs or {}).items():
+            f.attrs[k] = v
         g = group(f, "inputs")
         g.create_dataset("pixel_values", data=pix.astype(np.float32), track_times=False)
         g.create_dataset("input_ids", data=ids.astype(np.int64), track_times=False)
@@ -462,15 +468,165 @@ def write_golden(path, cfg, weights_rel, generator, seed, pix, ids, acts):
             a.create_dataset(name, data=arr.astype(np.float32), track_times=False)
 
 
+
+# --------------------------------------------------------------------------------------------
+# A user's checkpoint and inputs: --weights FILE --image ... --text ...
+
+def checkpoint_config(path, args):
+    """The config of a checkpoint: --config, --variant, its evabench.config metadata, or the
+    open_clip_config.json beside it (matched against open_clip's packaged config of each variant)."""
+    if args.config:
+        with open(args.config) as f:
+            return json.load(f, object_pairs_hook=OrderedDict), "--config"
+    if args.variant:
+        return VARIANTS[resolve_variant(args.variant)][1], "--variant"
+    import convert_checkpoint as cc
+    import ckpt_formats as cf
+    src = cc.resolve_input(path)
+    if src.endswith(".safetensors"):
+        _, meta = cf.read_safetensors_header(src)
+        if "evabench.config" in meta:
+            return json.loads(meta["evabench.config"], object_pairs_hook=OrderedDict), "weights metadata"
+    hub = os.path.join(path if os.path.isdir(path) else os.path.dirname(src), "open_clip_config.json")
+    if os.path.isfile(hub):
+        with open(hub) as f:
+            mc = json.load(f).get("model_cfg")
+        for official, (oc, cfg) in VARIANTS.items():
+            if oc and mc == open_clip.get_model_config(oc):
+                return cfg, "open_clip_config.json"
+        raise SystemExit(f"make_golden.py: {hub}: matches no open_clip EVA-CLIP config; pass --variant or --config")
+    raise SystemExit(f"make_golden.py: {path}: no evabench.config metadata and no open_clip_config.json "
+                     "beside it; pass --variant or --config")
+
+
+def checkpoint_state(path):
+    """name -> float32 torch tensor, read (streamed per tensor) by convert_checkpoint's reader:
+    safetensors (either naming), hub folders, official .pt, open_clip .bin, transformers shards."""
+    import convert_checkpoint as cc
+    import ckpt_formats as cf
+    try:
+        tensors, _ = cc.read_any(path, unsafe=False)
+    except cf.FormatError as e:
+        raise SystemExit(f"make_golden.py: {e}")
+    out = OrderedDict()
+    for k, src in tensors.items():
+        raw = src.read_all()
+        if src.dtype == "BF16":
+            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif src.dtype in ("F16", "F32", "F64"):
+            a = np.frombuffer(raw, dtype={"F16": "<f2", "F32": "<f4", "F64": "<f8"}[src.dtype]).astype(np.float32)
+        else:
+            raise SystemExit(f"make_golden.py: {path}: tensor {k} has dtype {src.dtype}")
+        out[k] = torch.from_numpy(a.reshape(src.shape).copy())
+    return out
+
+
+def load_into(model, cfg, state, path):
+    """Copies the checkpoint into the upstream model; either naming; every tensor used once."""
+    own = model.state_dict()
+    used, missing, shape = set(), [], []
+    new = OrderedDict()
+    for k, v in own.items():
+        cands = [k, to_official(k, cfg)]
+        hit = next((c for c in cands if c in state), None)
+        if hit is None:
+            missing.append(k)
+            continue
+        if tuple(state[hit].shape) != tuple(v.shape):
+            shape.append(f"{hit} {list(state[hit].shape)} != {list(v.shape)}")
+            continue
+        used.add(hit)
+        new[k] = state[hit]
+    extra = [k for k in state if k not in used]
+    if missing or shape or extra:
+        raise SystemExit(f"make_golden.py: {path} does not match config '{cfg['name']}': missing {missing[:4]}, "
+                         f"wrong shape {shape[:4]}, unexpected {extra[:4]}")
+    model.load_state_dict(new, strict=True)
+
+
+def real_inputs(cfg, images, texts):
+    """open_clip's eval preprocessing (EVA configs: OpenAI mean/std, bicubic, shortest-side resize,
+    centre crop) and open_clip's tokenizer (SimpleTokenizer, ftfy)."""
+    from PIL import Image
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    S, L, V = cfg["vision"]["image_size"], cfg["text"]["context_length"], cfg["text"]["vocab_size"]
+    tf = open_clip.image_transform(S, is_train=False, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
+    pix = np.stack([tf(Image.open(p)).numpy() for p in images]).astype(np.float32)
+    ids = open_clip.tokenize(texts, context_length=L).numpy().astype(np.int64)
+    if ids.max() >= V:
+        raise SystemExit(f"make_golden.py: token id {int(ids.max())} >= vocab_size {V} of config '{cfg['name']}' "
+                         "(open_clip's tokenizer needs a 49408-entry vocabulary)")
+    return pix, ids
+
+
+def compute_dtype(n_params, choice):
+    """float64 where the float64 model (and its float32 source, during the cast) fits in 70% of the
+    available memory, else float32."""
+    if choice != "auto":
+        return choice
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    need = n_params * (8 + 4) + (1 << 30)
+    return "float64" if avail is None or need < 0.7 * avail else "float32"
+
+
+def main_weights(args, argv):
+    if not args.image or not args.text:
+        raise SystemExit("make_golden.py: --weights needs --image FILE... and --text STRING...")
+    cfg, cfg_from = checkpoint_config(args.weights, args)
+    oc = next((VARIANTS[o][0] for o in VARIANTS if VARIANTS[o][1] == cfg), None)
+    torch.manual_seed(0)
+    model = open_clip.create_model(oc, pretrained=None) if oc else build_custom(cfg)
+    got = introspect_config(model, cfg["name"])
+    if got != cfg:
+        raise SystemExit("make_golden.py: built model does not match its config:\n"
+                         f"  want {config_json(cfg)}\n  got  {config_json(got)}")
+    load_into(model, cfg, checkpoint_state(args.weights), args.weights)
+    model.eval()
+    n = sum(p.numel() for p in model.parameters())
+    dt = compute_dtype(n, args.compute_dtype)
+    model = model.double() if dt == "float64" else model.float()
+    pix, ids = real_inputs(cfg, args.image, args.text)
+    acts = run_with_taps(model, pix, ids, not args.no_taps, cfg,
+                         torch.float64 if dt == "float64" else torch.float32)
+    os.makedirs(args.out_dir, exist_ok=True)
+    stem = os.path.join(args.out_dir, args.name)
+    wrel = os.path.relpath(os.path.abspath(args.weights), os.path.abspath(args.out_dir))
+    cmd = " ".join(["golden/make_golden.py"] + (argv if argv is not None else sys.argv[1:]))
+    generator = (f"make_golden.py: torch {torch.__version__}, open_clip_torch {OPEN_CLIP_VERSION}, "
+                 f"timm {timm.__version__}, numpy {np.__version__}, h5py {h5py.__version__}; "
+                 f"{dt} forward; user checkpoint and inputs; command: {cmd}")
+    extra = {"compute_dtype": dt, "config_source": cfg_from,
+             "images": json.dumps([os.path.basename(p) for p in args.image]),
+             "texts": json.dumps(list(args.text))}
+    write_golden(stem + ".h5", cfg, wrel, generator, 0, pix, ids, acts, extra)
+    print(f"wrote {stem}.h5 ({os.path.getsize(stem + '.h5'):,} bytes): {cfg['name']} (config from {cfg_from}), "
+          f"{n:,} parameters, {dt} forward, {len(args.image)} images, {len(args.text)} texts, {len(acts)} taps")
+    print(f"logits_per_image {acts['logits_per_image'].tolist()}")
+
+
 # --------------------------------------------------------------------------------------------
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Golden activations for evabench from upstream open_clip/timm modules "
                     "(random weights, float64 forward).")
-    src = ap.add_mutually_exclusive_group(required=True)
+    src = ap.add_mutually_exclusive_group()
     src.add_argument("--variant", help="open_clip or official variant name (full size)")
     src.add_argument("--tiny", choices=list(TINY), help="tiny model of one family")
+    src.add_argument("--config", help="with --weights: config JSON of the checkpoint")
+    ap.add_argument("--weights", help="a user's checkpoint (safetensors, hub folder, official .pt, open_clip "
+                                      ".bin, transformers shards): golden of these weights on --image/--text")
+    ap.add_argument("--image", nargs="+", help="with --weights: image files (open_clip's eval preprocessing)")
+    ap.add_argument("--text", nargs="+", help="with --weights: captions (open_clip's tokenizer)")
+    ap.add_argument("--compute-dtype", choices=["auto", "float64", "float32"], default="auto",
+                    help="with --weights: forward dtype (auto: float64 when it fits in memory)")
     ap.add_argument("--out-dir", required=True, help="output folder")
     ap.add_argument("--name", required=True, help="file stem: STEM.h5, STEM.safetensors")
     ap.add_argument("--images", type=int, default=2, help="number of images B (default 2)")
@@ -489,6 +645,12 @@ def main(argv=None):
     ap.add_argument("--print-params", action="store_true", help="print parameter counts")
     args = ap.parse_args(argv)
 
+    if args.weights:
+        if args.tiny:
+            ap.error("--weights takes --variant or --config, not --tiny")
+        return main_weights(args, argv)
+    if not (args.variant or args.tiny):
+        ap.error("one of --variant, --tiny or --weights is required")
     if args.images < 1 or args.texts < 1:
         ap.error("--images and --texts must be >= 1")
     torch.manual_seed(args.seed)  # upstream inits draw from torch's RNG; values are overwritten

@@ -17,4 +17,11 @@ gen --tiny eva02 --name eva02 --images 3 --texts 4 --seed 102 --extra-weights f1
 gen --tiny bige  --name bige  --images 2 --texts 3 --seed 103 --extra-weights official
 gen --tiny 8b    --name 8b    --images 3 --texts 4 --seed 104 --extra-weights f16,bf16
 gen --tiny 18b   --name 18b   --images 2 --texts 3 --seed 105 --extra-weights f16
+# A real-input golden: a tiny EVA-02 with open_clip's 49408-token vocabulary (F16 weights; its
+# random-input golden is replaced), then the golden of those weights on a committed test image and
+# two captions, preprocessed and tokenized by open_clip (make_golden.py --weights).
+gen --tiny eva02-vocab --name eva02-real --images 1 --texts 1 --seed 106 --dtype f16
+"$PY" golden/make_golden.py --weights "$out/eva02-real.safetensors" --out-dir "$out" --name eva02-real \
+    --image golden/parity/images/png_rgb_224x224.png \
+    --text "a pink circle and green squares on rainbow stripes" "a photo of a cat."
 ls -l "$out"
