@@ -10,6 +10,8 @@
  *   - pickles and incomplete shard sets are refused with a message naming the file.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,7 +180,8 @@ START_TEST(refusals_name_the_file) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
+    (void)opt;
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("formats");
     tcase_add_test(tc, transformers_shards_equal_tiny_weights);
@@ -186,9 +189,5 @@ int main(void) {
     tcase_add_test(tc, builtins_found_from_shapes);
     tcase_add_test(tc, refusals_name_the_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "eva_checkpoint.h"
-
 #include "ref_model.h"
 #ifdef EVA_HAVE_CUDA
 #include "eva_cuda.h"

@@ -22,10 +22,11 @@ eva_status eva_backend_select(eva_impl *impl, eva_precision *p, const char *impl
 eva_status eva_backend_open_impl(eva_backend *b, eva_impl impl, eva_precision p, const eva_model *m, int max_batch);
 
 /* Config resolution shared by the commands: --config PATH, else --variant NAME, else
- * `fallback_json` (a golden's config attribute, described by fallback_source), else the weights'
- * evabench.config metadata. Giving both --config and --variant is an error. *source names where
- * the config came from ("--config", "--variant", fallback_source, or where eva_checkpoint_config found it: "weights metadata",
- * "open_clip_config.json", "tensor shapes"). */
+ * `fallback_json` (a golden's config attribute, described by fallback_source), else what the
+ * weights say (eva_checkpoint_config: metadata, open_clip_config.json beside them, tensor shapes).
+ * Giving both --config and --variant is an error. *source names where the config came from
+ * ("--config", "--variant", fallback_source, "weights metadata", "open_clip_config.json" or
+ * "tensor shapes"). */
 eva_status eva_resolve_config(eva_config *cfg, const char **source, const char *config_path, const char *variant,
                               const char *fallback_json, const char *fallback_source, const char *weights_path);
 
