@@ -24,4 +24,8 @@ gen --tiny eva02-vocab --name eva02-real --images 1 --texts 1 --seed 106 --dtype
 "$PY" golden/make_golden.py --weights "$out/eva02-real.safetensors" --out-dir "$out" --name eva02-real \
     --image golden/parity/images/png_rgb_224x224.png \
     --text "a pink circle and green squares on rainbow stripes" "a photo of a cat."
+# The same in float32 (compute_dtype float32: verify judges it with the fp32+golden32 rows).
+"$PY" golden/make_golden.py --weights "$out/eva02-real.safetensors" --out-dir "$out" --name eva02-real32 \
+    --image golden/parity/images/png_rgb_224x224.png \
+    --text "a pink circle and green squares on rainbow stripes" "a photo of a cat." --compute-dtype float32
 ls -l "$out"

@@ -155,7 +155,8 @@ static double run_one(const eva_golden *g, const eva_config *cfg, const char *we
     }
 
     eva_tol_table tol;
-    ck_assert_msg(eva_tol_default(&tol, "fp32") == EVA_OK, "tolerance table: %s", eva_last_error());
+    ck_assert_msg(eva_tol_for_golden(&tol, "fp32", g->compute_dtype) == EVA_OK, "tolerance table: %s",
+                  eva_last_error());
     double max_abs = 0.0;
     *n_compared = 0;
     *max_budget = 0.0;

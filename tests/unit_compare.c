@@ -40,6 +40,33 @@ START_TEST(builtin_table_all_precisions) {
 }
 END_TEST
 
+START_TEST(float32_golden_rows_chosen_by_attribute) {
+    eva_tol_table t, base;
+    ck_assert_int_eq(eva_tol_default(&base, "fp32"), EVA_OK);
+    ck_assert_int_eq(eva_tol_for_golden(&t, "fp32", NULL), EVA_OK);
+    ck_assert_str_eq(t.precision, "fp32");
+    eva_tol_free(&t);
+    ck_assert_int_eq(eva_tol_for_golden(&t, "fp32", "float64"), EVA_OK);
+    ck_assert_str_eq(t.precision, "fp32");
+    eva_tol_free(&t);
+    ck_assert_int_eq(eva_tol_for_golden(&t, "fp32", "float32"), EVA_OK);
+    ck_assert_str_eq(t.precision, "fp32+golden32");
+    /* wider than the float64-golden rows, never narrower */
+    const char *taps[] = {"image_embeds", "text_embeds", "logits_per_image", "visual.trunk.blocks.3.mlp"};
+    for (int i = 0; i < 4; i++) {
+        const eva_tol_rule *a = eva_tol_match(&t, taps[i]), *b = eva_tol_match(&base, taps[i]);
+        ck_assert(a->atol >= b->atol && a->rtol >= b->rtol && a->cos_min <= b->cos_min);
+        ck_assert(a->atol > b->atol || a->rtol > b->rtol);
+    }
+    eva_tol_free(&t);
+    /* bf16 has no float32-golden rows: its own */
+    ck_assert_int_eq(eva_tol_for_golden(&t, "bf16", "float32"), EVA_OK);
+    ck_assert_str_eq(t.precision, "bf16");
+    eva_tol_free(&t);
+    eva_tol_free(&base);
+}
+END_TEST
+
 START_TEST(fp32_embeds_meet_acceptance) {
     eva_tol_table t;
     ck_assert_int_eq(eva_tol_default(&t, "fp32"), EVA_OK);
@@ -220,6 +247,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     TCase *tc = tcase_create("compare");
     tcase_add_test(tc, builtin_table_all_precisions);
     tcase_add_test(tc, fp32_embeds_meet_acceptance);
+    tcase_add_test(tc, float32_golden_rows_chosen_by_attribute);
     tcase_add_test(tc, table_validation);
     tcase_add_test(tc, tap_depth);
     tcase_add_test(tc, identical_passes);

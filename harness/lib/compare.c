@@ -95,6 +95,17 @@ eva_status eva_tol_default(eva_tol_table *t, const char *precision) {
     return eva_tol_parse(t, (const char *)js, "tolerances.json (built in)", precision);
 }
 
+eva_status eva_tol_for_golden(eva_tol_table *t, const char *precision, const char *golden_dtype) {
+    if (golden_dtype && !strcmp(golden_dtype, "float32")) {
+        char key[sizeof t->precision];
+        if (snprintf(key, sizeof key, "%s+golden32", precision) < (int)sizeof key &&
+            eva_tol_default(t, key) == EVA_OK)
+            return EVA_OK;
+        eva_clear_error();
+    }
+    return eva_tol_default(t, precision);
+}
+
 const eva_tol_rule *eva_tol_match(const eva_tol_table *t, const char *tap) {
     for (int i = 0; i < t->n; i++)
         if (fnmatch(t->rules[i].pattern, tap, 0) == 0) return &t->rules[i];

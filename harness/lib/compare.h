@@ -43,6 +43,11 @@ typedef struct {
 eva_status eva_tol_parse(eva_tol_table *t, const char *json, const char *source, const char *precision);
 /* The built-in table (golden/embed/tolerances.json, compiled in). */
 eva_status eva_tol_default(eva_tol_table *t, const char *precision);
+/* The built-in rows for judging a run of `precision` against a golden computed in
+ * `golden_dtype` (its compute_dtype attribute: "float64", the default when NULL, or "float32"):
+ * the "<precision>+golden32" rows when the golden is float32 and the table has them (fp32),
+ * else the precision's own rows. */
+eva_status eva_tol_for_golden(eva_tol_table *t, const char *precision, const char *golden_dtype);
 /* First rule whose pattern matches `tap` (never NULL for a parsed table: the last row is "*"). */
 const eva_tol_rule *eva_tol_match(const eva_tol_table *t, const char *tap);
 void eva_tol_free(eva_tol_table *t);

@@ -460,6 +460,12 @@ eva_status eva_golden_open(eva_golden *g, const char *path) {
     if ((st = attr_string(f, path, "weights", &g->weights)) != EVA_OK) goto fail;
     if ((st = attr_string(f, path, "generator", &g->generator)) != EVA_OK) goto fail;
     if ((st = attr_int(f, path, "seed", &g->seed, &g->has_seed)) != EVA_OK) goto fail;
+    if ((st = attr_string(f, path, "compute_dtype", &g->compute_dtype)) != EVA_OK) goto fail;
+    if (g->compute_dtype && strcmp(g->compute_dtype, "float64") && strcmp(g->compute_dtype, "float32")) {
+        st = eva_fail(EVA_ERR_FORMAT, "%s: compute_dtype is \"%.32s\", expected \"float64\" or \"float32\"", path,
+                      g->compute_dtype);
+        goto fail;
+    }
     if ((st = inputs_from(&g->inputs, f, path)) != EVA_OK) goto fail;
     if ((st = list_acts(g, f)) != EVA_OK) goto fail;
     return EVA_OK;
@@ -517,6 +523,7 @@ void eva_golden_close(eva_golden *g) {
     free(g->config_json);
     free(g->weights);
     free(g->generator);
+    free(g->compute_dtype);
     free(g->acts);
     eva_inputs_free(&g->inputs);
     memset(g, 0, sizeof *g);

@@ -61,6 +61,7 @@ typedef struct {
     char *config_json;
     char *weights;
     char *generator;
+    char *compute_dtype; /* "float64" or "float32" (make_golden.py --weights); NULL: float64 */
     int64_t seed;
     bool has_seed;
     eva_inputs inputs;
