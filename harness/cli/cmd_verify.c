@@ -198,7 +198,8 @@ static eva_status verify_prepare(verify_run *r, const verify_args *a) {
     r->golden_open = true;
     snprintf(r->config_attr, sizeof r->config_attr, "%s (config attribute)", a->golden);
     st = eva_resolve_config(&r->cfg, &r->config_source, a->config, a->variant, r->g.config_json, r->config_attr, NULL);
-    if (st == EVA_OK) st = eva_tol_default(&r->tol, eva_precision_name(r->precision));
+    /* a golden computed in float32 (compute_dtype attribute) is judged with its own fp32 rows */
+    if (st == EVA_OK) st = eva_tol_for_golden(&r->tol, eva_precision_name(r->precision), r->g.compute_dtype);
     const eva_inputs *in = &r->g.inputs;
     if (st == EVA_OK) st = eva_inputs_check_pixels(in, r->cfg.vision.image_size, a->golden);
     if (st == EVA_OK) st = eva_inputs_check_ids(in, r->cfg.text.context_length, r->cfg.text.vocab_size, a->golden);
@@ -352,8 +353,10 @@ static int verify_report(const verify_run *r, const verify_args *a) {
     eva_verify_report rep = {a->golden, r->weights_path, r->cfg.name, r->config_source, eva_impl_name(r->impl),
                              eva_precision_name(r->precision), eva_backend_describe(&r->be), r->g.generator,
                              r->rows, r->n_rows, r->seconds};
-    printf("evabench verify: %s (config %s, %s %s)\n", a->golden, r->cfg.name, eva_impl_name(r->impl),
-           eva_precision_name(r->precision));
+    printf("evabench verify: %s (config %s, %s %s%s)\n", a->golden, r->cfg.name, eva_impl_name(r->impl),
+           eva_precision_name(r->precision),
+           strcmp(r->tol.precision, eva_precision_name(r->precision)) ? ", float32 golden: tolerance rows fp32+golden32"
+                                                                       : "");
     eva_report_print_table(stdout, &rep);
     int n_bad = 0, n_na = 0;
     for (int k = 0; k < r->n_rows; k++) {
