@@ -103,9 +103,12 @@ static int check_args(const encode_args *a) {
 static int parse(encode_args *a, int argc, char **argv) {
     *a = (encode_args){.impl = "ref", .precision = "fp32", .batch = EVA_ENCODE_DEFAULT_BATCH};
     const eva_opt opts[] = {
-        EVA_ARG_STR("--weights", &a->weights, "W", "safetensors weights (F32, F16 or BF16; open_clip or official naming)"),
+        EVA_ARG_STR("--weights", &a->weights, "W",
+                    "weights: a .safetensors file (F32, F16 or BF16; open_clip or official naming), an open_clip "
+                    "hub folder, or transformers safetensors shards (folder, index JSON or one shard)"),
         EVA_ARG_STR("--variant", &a->variant, "NAME", "built-in config (official or open_clip name, see evabench info)"),
-        EVA_ARG_STR("--config", &a->config, "C.json", "config JSON; default: the weights' evabench.config metadata"),
+        EVA_ARG_STR("--config", &a->config, "C.json", "config JSON; default: the weights' evabench.config metadata, the "
+                                                         "open_clip_config.json beside them, or their tensor shapes"),
         EVA_ARG_STR("--inputs", &a->inputs, "IN.h5", "HDF5 file with an /inputs group (the golden layout)"),
         EVA_ARG_LIST("--image", &a->images, "FILE", "PNG/JPEG images instead of --inputs (open_clip's eval transform)"),
         EVA_ARG_LIST("--text", &a->texts, "STRING", "texts instead of --inputs (CLIP BPE tokenizer, open_clip tokenize)"),

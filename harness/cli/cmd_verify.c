@@ -102,7 +102,8 @@ static int parse(verify_args *a, int argc, char **argv) {
     *a = (verify_args){.impl = "ref", .precision = "fp32"};
     const eva_opt opts[] = {
         EVA_ARG_STR("--golden", &a->golden, "G.h5", "golden HDF5 (schema evabench-golden/1)"),
-        EVA_ARG_STR("--weights", &a->weights, "W", "safetensors weights (default: the golden's 'weights' attribute)"),
+        EVA_ARG_STR("--weights", &a->weights, "W",
+                    "weights (as encode --weights; default: the golden's 'weights' attribute)"),
         EVA_ARG_STR("--variant", &a->variant, "NAME", "built-in config instead of the golden's 'config' attribute"),
         EVA_ARG_STR("--config", &a->config, "C.json", "config JSON instead of the golden's 'config' attribute"),
         EVA_ARG_STR("--impl", &a->impl, "ref|cuda", "implementation (default ref)"),
