@@ -364,19 +364,24 @@ def write_safetensors(path, items, metadata=None, cast=None):
     hb = json.dumps(header, separators=(",", ":")).encode()
     hb += b" " * ((8 - len(hb) % 8) % 8)
     tmp = path + ".part"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for name, src, dt, nb in plan:
-            written = 0
-            for b in src.chunks():
-                if dt != src.dtype:
-                    b = convert_bytes(b, src.dtype, dt)
-                f.write(b)
-                written += len(b)
-            if written != nb:
-                raise FormatError(f"tensor {name}: wrote {written} bytes, expected {nb}")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(hb)))
+            f.write(hb)
+            for name, src, dt, nb in plan:
+                written = 0
+                for b in src.chunks():
+                    if dt != src.dtype:
+                        b = convert_bytes(b, src.dtype, dt)
+                    f.write(b)
+                    written += len(b)
+                if written != nb:
+                    raise FormatError(f"tensor {name}: wrote {written} bytes, expected {nb}")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return off
 
 

@@ -80,7 +80,16 @@ def unwrap(obj, path):
 def load_legacy(path, unsafe):
     """Pre-1.6 (non-zip) torch pickles: torch.load, whole file in memory."""
     import numpy as np
-    import torch
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if len(head) < 2 or head[0] != 0x80:  # every torch.save pickle starts with the PROTO opcode
+        raise cf.FormatError(f"{path}: neither a zip-format nor a legacy PyTorch checkpoint "
+                             "(nor safetensors: pass .safetensors files to evabench directly)")
+    try:
+        import torch
+    except ImportError:
+        raise cf.FormatError(f"{path}: a legacy (pre-1.6, non-zip) PyTorch pickle; reading it needs torch "
+                             "(golden/setup.sh), which this Python lacks") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not unsafe)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is bad input

@@ -108,5 +108,44 @@ rc=$?
 if [ $rc -ne 2 ] || ! grep -q "convert_checkpoint.py" "$W/err"; then fail "encode of a .pt: exit $rc, $(cat "$W/err")"
 else echo "ok: encode --weights X.pt refused (exit 2) with the conversion command"; fi
 
+# ---- hostile pickles: exit 2, one line naming the file, nothing from the file executed --------
+"$PY" - "$F/official/EVA02_CLIP_tiny_psz8.pt" "$W" <<'PYEOF' || fail "could not make the hostile files"
+import os, pickle, sys, zipfile
+src, w = sys.argv[1], sys.argv[2]
+raw = open(src, "rb").read()
+open(os.path.join(w, "truncated.pt"), "wb").write(raw[: len(raw) // 2])
+open(os.path.join(w, "garbage.pt"), "wb").write(b"not a checkpoint at all" * 10)
+zin = zipfile.ZipFile(src)
+pkl = [n for n in zin.namelist() if n.endswith("/data.pkl")][0]
+prefix = pkl[: -len("data.pkl")]
+
+def rewrite(name, replace):  # copy of the checkpoint with some records replaced or dropped
+    with zipfile.ZipFile(os.path.join(w, name), "w", zipfile.ZIP_STORED) as z:
+        for n in zin.namelist():
+            if n in replace:
+                if replace[n] is not None:
+                    z.writestr(n, replace[n])
+            else:
+                z.writestr(n, zin.read(n))
+
+class Evil:  # unpickling this would run a shell command
+    def __reduce__(self):
+        return (os.system, ("touch " + os.path.join(w, "PWNED"),))
+rewrite("evil.pt", {pkl: pickle.dumps({"model": Evil()}, protocol=2)})
+rewrite("badpkl.pt", {pkl: b"\x80\x02garbage"})
+first = max((n for n in zin.namelist() if n.startswith(prefix + "data/")), key=lambda n: zin.getinfo(n).file_size)
+rewrite("missing_record.pt", {first: None})
+rewrite("short_record.pt", {first: zin.read(first)[:64]})
+PYEOF
+for f in truncated garbage evil badpkl missing_record short_record; do
+  timeout "$TO" "$PY" "$SRC/golden/convert_checkpoint.py" "$W/$f.pt" "$W/h.safetensors" >/dev/null 2>"$W/err"
+  rc=$?
+  if [ $rc -ne 2 ] || [ "$(wc -l <"$W/err")" -ne 1 ] || ! grep -qF "$W/$f.pt" "$W/err"; then
+    fail "hostile $f.pt: exit $rc, stderr: $(head -c 600 "$W/err")"
+  else echo "ok: hostile $f.pt refused: $(cut -c1-150 "$W/err")"; fi
+  [ -e "$W/h.safetensors" ] && { fail "hostile $f.pt: an output was written"; rm -f "$W/h.safetensors"; }
+done
+[ -e "$W/PWNED" ] && fail "evil.pt: code from the pickle ran"
+
 if [ $FAILS -ne 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi
 echo "PASS: every checkpoint format"

@@ -44,6 +44,7 @@
 #define CK_NAME_MAX 160
 #define CK_JSON_MAX ((long)64 << 20)
 #define CK_LIST_MAX 6
+#define CK_MAX_LAYERS 4096 /* a larger layer index is an unknown key, not an allocation */
 
 static int ck_ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), m = strlen(suf);
@@ -151,8 +152,8 @@ static int ck_layer(const char *key, const char *prefix, const char **rest) {
     const char *p = key + n;
     if (*p < '0' || *p > '9') return -1;
     long i = 0;
-    while (*p >= '0' && *p <= '9' && i < 1000000) i = i * 10 + (*p++ - '0');
-    if (*p != '.' || i >= 1000000) return -1;
+    while (*p >= '0' && *p <= '9' && i < CK_MAX_LAYERS) i = i * 10 + (*p++ - '0');
+    if (*p != '.' || i >= CK_MAX_LAYERS) return -1;
     *rest = p + 1;
     return (int)i;
 }

@@ -511,13 +511,20 @@ static eva_status st_composite_item(eva_safetensors *st, const eva_st_composite_
         if (it->sub[k] < 0 || it->sub[k] >= st->nsub || !eva_safetensors_get(st->sub[it->sub[k]], it->idx[k]))
             return eva_fail(EVA_ERR_INTERNAL, "%s: tensor '%s': piece %d does not exist", st->path, nm, k);
         const eva_st_tensor *p = eva_safetensors_get(st->sub[it->sub[k]], it->idx[k]);
+        int same_rows = !first || p->ndim == first->ndim;
+        for (int d = 1; same_rows && first && d < p->ndim; d++) same_rows = p->shape[d] == first->shape[d];
+        if (!same_rows || (k > 0 && it->transpose))
+            return eva_fail(EVA_ERR_SHAPE, "%s: tensor '%s': pieces %s and %s differ beyond their first dimension",
+                            st->path, nm, first->name, p->name);
         if (first && strcmp(p->dtype_name, first->dtype_name) != 0)
             return eva_fail(EVA_ERR_FORMAT, "%s: tensor '%s' is made of %s (%s) and %s (%s): pieces of one tensor "
                             "must share a dtype", st->path, nm, first->name, first->dtype_name, p->name, p->dtype_name);
         if (!first) first = p;
         sum += p->numel;
     }
-    if (sum != numel || (it->transpose && first->ndim != 2))
+    int trailing = it->npieces == 1 || it->ndim == first->ndim;
+    for (int d = 1; trailing && it->npieces > 1 && d < it->ndim; d++) trailing = it->shape[d] == first->shape[d];
+    if (sum != numel || !trailing || (it->transpose && first->ndim != 2))
         return eva_fail(EVA_ERR_SHAPE, "%s: tensor '%s': its pieces (%s%s) hold %" PRId64 " values, its shape %" PRId64,
                         st->path, nm, first->name, it->npieces > 1 ? ", ..." : "", sum, numel);
     memset(t, 0, sizeof *t);
