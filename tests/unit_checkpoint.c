@@ -7,7 +7,9 @@
  *     save_config_for_hf from its packaged configs) gives exactly the built-in variant;
  *   - each of the ten built-in variants is found from its tensor names and shapes alone (a sparse
  *     file with the header of that variant, no data written), and only that one;
- *   - pickles and incomplete shard sets are refused with a message naming the file.
+ *   - pickles, incomplete shard sets and hostile index files (not JSON, a path as shard name, a key
+ *     missing from its shard, names with no counterpart, incomplete q/k/v) are refused with a
+ *     message naming the file or tensor.
  */
 #include <check.h>
 
@@ -180,6 +182,76 @@ START_TEST(refusals_name_the_file) {
 }
 END_TEST
 
+
+/* Writes `json` to dir/name. */
+static void put_text(const char *dir, const char *name, const char *json) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    ck_assert(f);
+    fputs(json, f);
+    fclose(f);
+}
+
+/* One shard holding tensors named `names` (each [2,2] F32). */
+static void put_shard(const char *dir, const char *name, const char *const *names, int n) {
+    static const float v[4] = {1, 2, 3, 4};
+    static const int64_t shape[2] = {2, 2};
+    eva_st_write_item it[8];
+    for (int k = 0; k < n; k++) it[k] = (eva_st_write_item){names[k], EVA_ST_F32, 2, shape, v};
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    ck_assert_msg(eva_safetensors_write(p, it, n, NULL) == EVA_OK, "%s", eva_last_error());
+}
+
+static void expect_refused(const char *dir, eva_status want, const char *needle) {
+    eva_safetensors *st = NULL;
+    eva_status got = eva_checkpoint_open(&st, dir);
+    ck_assert_msg(got == want, "status %d, expected %d: %s", got, want, eva_last_error());
+    ck_assert_msg(strstr(eva_last_error(), needle), "message lacks '%s': %s", needle, eva_last_error());
+    ck_assert(st == NULL);
+}
+
+START_TEST(hostile_indexes) {
+    char dir[] = "/tmp/evabench-unit-ckpt-XXXXXX";
+    ck_assert(mkdtemp(dir));
+    const char *idx = "model.safetensors.index.json";
+    static const char *const good[] = {"logit_scale", "text_projection.weight"};
+    put_shard(dir, "a.safetensors", good, 2);
+    put_text(dir, idx, "{not json");
+    expect_refused(dir, EVA_ERR_FORMAT, "weight_map");
+    put_text(dir, idx, "{\"weight_map\":{\"logit_scale\":7}}");
+    expect_refused(dir, EVA_ERR_FORMAT, "not a string");
+    put_text(dir, idx, "{\"weight_map\":{\"logit_scale\":\"../a.safetensors\"}}");
+    expect_refused(dir, EVA_ERR_INVALID_ARG, "../a.safetensors");
+    put_text(dir, idx, "{\"weight_map\":{\"visual_projection.weight\":\"a.safetensors\"}}");
+    expect_refused(dir, EVA_ERR_SHAPE, "visual_projection.weight");
+    /* names with no EVA-CLIP counterpart, and a vision k bias, are listed */
+    static const char *const odd[] = {"vision_model.encoder.layers.0.self_attn.k_proj.bias",
+                                      "vision_model.encoder.layers.0.bogus.weight", "lm_head.weight"};
+    put_shard(dir, "b.safetensors", odd, 3);
+    put_text(dir, idx, "{\"weight_map\":{\"vision_model.encoder.layers.0.self_attn.k_proj.bias\":\"b.safetensors\","
+                       "\"vision_model.encoder.layers.0.bogus.weight\":\"b.safetensors\","
+                       "\"lm_head.weight\":\"b.safetensors\"}}");
+    expect_refused(dir, EVA_ERR_SHAPE, "3 tensors of the transformers layout have no EVA-CLIP counterpart");
+    expect_refused(dir, EVA_ERR_SHAPE, "no k bias");
+    /* incomplete q/k/v */
+    static const char *const qk[] = {"text_model.encoder.layers.0.self_attn.q_proj.weight",
+                                     "text_model.encoder.layers.0.self_attn.k_proj.weight"};
+    put_shard(dir, "c.safetensors", qk, 2);
+    put_text(dir, idx, "{\"weight_map\":{\"text_model.encoder.layers.0.self_attn.q_proj.weight\":\"c.safetensors\","
+                       "\"text_model.encoder.layers.0.self_attn.k_proj.weight\":\"c.safetensors\"}}");
+    expect_refused(dir, EVA_ERR_SHAPE, "text layer 0");
+    const char *const files[] = {"a.safetensors", "b.safetensors", "c.safetensors", idx};
+    for (int k = 0; k < 4; k++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, files[k]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+END_TEST
+
 Suite *eva_test_suite(eva_test_options *opt) {
     (void)opt;
     Suite *s = suite_create("checkpoint");
@@ -188,6 +260,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, open_clip_configs_give_builtins);
     tcase_add_test(tc, builtins_found_from_shapes);
     tcase_add_test(tc, refusals_name_the_file);
+    tcase_add_test(tc, hostile_indexes);
     suite_add_tcase(s, tc);
     return s;
 }
