@@ -428,7 +428,8 @@ def convert_bytes(b, src, dst):
 #   ...mlp.fc1 / fc2 / fc3 / ffn_ln (SwiGLU: silu(fc1(x)) * fc2(x) -> ffn_ln -> fc3)
 #                                                                                 -> mlp.w1 / w2 / w3 / ffn_ln
 #   vision_model.post_layernorm                       norm of the class token    -> visual.norm
-#   visual_projection.weight [E,D] (.bias)            Linear(D, E)               -> visual.head.weight (.bias)
+#   visual_projection.weight [E,D] (.bias)            Linear(D, E)               -> visual.head.weight (.bias;
+#                                                     an all-zero bias is dropped: the 8B/18B head has none)
 #   text_model.embeddings.token_embedding.weight                                  -> text.token_embedding.weight
 #   text_model.embeddings.position_embedding.weight   [L,W]                      -> text.positional_embedding
 #   text_model.encoder.layers.i.self_attn.{q,k,v}_proj.{weight,bias}              -> ...resblocks.i.attn.in_proj_weight
@@ -478,6 +479,16 @@ HF_TOP = {
 }
 
 
+def is_all_zero(src):
+    """Every value is +0 or -0 (F32/F16/BF16)."""
+    it = ITEMSIZE[src.dtype]
+    if src.dtype not in FLOAT_DTYPES:
+        return False
+    raw = src.read_all()
+    mask = (1 << (8 * it - 1)) - 1
+    return all(int.from_bytes(raw[i:i + it], "little") & mask == 0 for i in range(0, len(raw), it))
+
+
 def is_hf_layout(keys):
     return any(k.startswith(("vision_model.", "text_model.")) for k in keys)
 
@@ -497,6 +508,9 @@ def hf_to_official(src, where):
     for k, s in src.items():
         if k.endswith("position_ids") or "rope.freqs_" in k:
             dropped.append(k)
+            continue
+        if k == "visual_projection.bias" and is_all_zero(s):
+            notes.append("dropped visual_projection.bias (all zeros: the official head has no bias)")
             continue
         if k in HF_TOP:
             put(HF_TOP[k], s)

@@ -144,6 +144,11 @@ def to_hf(sd):
             out["vision_model.post_layernorm." + k.split(".")[-1]] = v
         elif k.startswith("visual.head."):
             out["visual_projection." + k.split(".")[-1]] = v
+    if "visual_projection.bias" not in out:
+        # the remote code's visual_projection is Linear(D, E) with torch's default bias; filled from
+        # the bias-free official 8B/18B head it can only be zero (the readers drop a zero bias)
+        w = out["visual_projection.weight"]
+        out["visual_projection.bias"] = torch.zeros(w.shape[0], dtype=w.dtype)
     out["text_projection.weight"] = sd["text.text_projection"].t().contiguous()
     return out
 

@@ -71,6 +71,8 @@ START_TEST(transformers_shards_equal_tiny_weights) {
         ck_assert(q >= 0 && n >= 0);
         ck_assert_int_eq(eva_safetensors_source(got, q, NULL, NULL), 0);
         ck_assert_int_eq(eva_safetensors_source(got, n, NULL, NULL), 1);
+        /* the shards' all-zero visual_projection.bias is dropped: 18B's head has no bias */
+        ck_assert_int_lt(eva_safetensors_find(got, "visual.head.bias"), 0);
         eva_safetensors_close(got);
     }
     eva_safetensors_close(want);
@@ -242,8 +244,16 @@ START_TEST(hostile_indexes) {
     put_text(dir, idx, "{\"weight_map\":{\"text_model.encoder.layers.0.self_attn.q_proj.weight\":\"c.safetensors\","
                        "\"text_model.encoder.layers.0.self_attn.k_proj.weight\":\"c.safetensors\"}}");
     expect_refused(dir, EVA_ERR_SHAPE, "text layer 0");
-    const char *const files[] = {"a.safetensors", "b.safetensors", "c.safetensors", idx};
-    for (int k = 0; k < 4; k++) {
+    /* a nonzero visual_projection.bias is kept as visual.head.bias (the fixtures' zero one is dropped) */
+    static const char *const vb[] = {"visual_projection.bias"};
+    put_shard(dir, "d.safetensors", vb, 1);
+    put_text(dir, idx, "{\"weight_map\":{\"visual_projection.bias\":\"d.safetensors\"}}");
+    eva_safetensors *st = NULL;
+    ck_assert_msg(eva_checkpoint_open(&st, dir) == EVA_OK, "%s", eva_last_error());
+    ck_assert_int_ge(eva_safetensors_find(st, "visual.head.bias"), 0);
+    eva_safetensors_close(st);
+    const char *const files[] = {"a.safetensors", "b.safetensors", "c.safetensors", "d.safetensors", idx};
+    for (int k = 0; k < 5; k++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s", dir, files[k]);
         unlink(p);

@@ -15,7 +15,8 @@
  *   ...self_attn.q_proj.bias / v_proj.bias                 -> attn.q_bias / attn.v_bias (no k bias)
  *   ...self_attn.out_proj / inner_attn_ln                  -> attn.proj / attn.inner_attn_ln
  *   ...mlp.fc1/fc2 (GELU); mlp.fc1/fc2/fc3/ffn_ln (SwiGLU) -> mlp.fc1/fc2; mlp.w1/w2/w3/ffn_ln
- *   vision_model.post_layernorm; visual_projection        -> visual.norm; visual.head
+ *   vision_model.post_layernorm; visual_projection        -> visual.norm; visual.head (an all-zero
+ *                                                             visual_projection.bias is dropped: no bias)
  *   text_model.embeddings.token_embedding / position_embedding.weight
  *                                                          -> text.token_embedding.weight / text.positional_embedding
  *   text_model.encoder.layers.i.self_attn.{q,k,v}_proj.{weight,bias}
@@ -173,7 +174,24 @@ typedef struct {
     char unknown[700];
     int nunknown;
     const char *where;
+    eva_safetensors **subs; /* the shards (borrowed) */
 } ck_map;
+
+/* *zero = 1 when tensor idx of st is all zeros (a small tensor: a bias). */
+static eva_status ck_all_zero(const eva_safetensors *st, int idx, int *zero) {
+    const eva_st_tensor *t = eva_safetensors_get(st, idx);
+    *zero = 0;
+    if (!t || t->dtype == EVA_ST_OTHER || t->numel > (1 << 20)) return EVA_OK;
+    float *v = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *v);
+    if (!v) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", eva_safetensors_path(st));
+    eva_status s = eva_safetensors_read_f32(st, idx, v, t->numel);
+    if (s == EVA_OK) {
+        *zero = 1;
+        for (int64_t k = 0; k < t->numel && *zero; k++) *zero = v[k] == 0.0f;
+    }
+    free(v);
+    return s;
+}
 
 static eva_status ck_item(ck_map *m, const char *name, int sub, int idx, const eva_st_tensor *t) {
     if (m->n == m->cap) {
@@ -212,6 +230,15 @@ static eva_status ck_map_key(ck_map *m, const char *key, int sub, int idx, const
     const char *rest, *to;
     int i;
     if (ck_ends_with(key, "position_ids") || strstr(key, "rope.freqs_")) return EVA_OK;
+    if (!strcmp(key, "visual_projection.bias")) {
+        /* transformers' Linear(D, E) may carry a bias the official head (8B/18B: bias-free) lacks;
+         * an all-zero bias is no bias, so it is dropped; any other value is kept (and refused by a
+         * bias-free config) */
+        int zero = 0;
+        eva_status s = ck_all_zero(m->subs[sub], idx, &zero);
+        if (s != EVA_OK) return s;
+        if (zero) return EVA_OK;
+    }
     if ((to = ck_rule_find(hf_top, CK_N(hf_top), key))) return ck_item(m, to, sub, idx, t);
     if (!strcmp(key, "vision_model.embeddings.class_embedding")) {
         eva_status s = ck_item(m, "visual.cls_token", sub, idx, t);
@@ -356,6 +383,7 @@ static eva_status ck_open_mapped(eva_safetensors **out, const char *where, eva_s
     ck_map m;
     memset(&m, 0, sizeof m);
     m.where = where;
+    m.subs = subs;
     eva_status s = ck_map_init(&m, subs, key_sub, key_idx, nkeys);
     for (int k = 0; s == EVA_OK && k < nkeys; k++) {
         const eva_st_tensor *t = eva_safetensors_get(subs[key_sub[k]], key_idx[k]);
