@@ -180,6 +180,19 @@ START_TEST(refusals_name_the_file) {
     ck_assert_msg(strstr(eva_last_error(), "model-00001-of-00002.safetensors"), "%s", eva_last_error());
     ck_assert(st == NULL);
     unlink(idx);
+    /* a vision-only safetensors file: the config search says so */
+    char vo[300];
+    snprintf(vo, sizeof vo, "%s/vision.safetensors", dir);
+    static const float v[4] = {1, 2, 3, 4};
+    static const int64_t shape[2] = {2, 2};
+    const eva_st_write_item it[2] = {{"blocks.0.attn.qkv.weight", EVA_ST_F32, 2, shape, v},
+                                     {"patch_embed.proj.weight", EVA_ST_F32, 2, shape, v}};
+    ck_assert(eva_safetensors_write(vo, it, 2, NULL) == EVA_OK);
+    eva_config cfg;
+    const char *how;
+    ck_assert_int_eq(eva_checkpoint_config(&cfg, vo, &how), EVA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(eva_last_error(), "vision-only") && strstr(eva_last_error(), vo), "%s", eva_last_error());
+    unlink(vo);
     rmdir(dir);
 }
 END_TEST

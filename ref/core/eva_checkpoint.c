@@ -703,6 +703,19 @@ static int ck_tensors_match(const eva_safetensors *st, const eva_config *cfg) {
     return ok;
 }
 
+/* Image-encoder tensors and no text tower (EVA pre-training weights, timm image models). */
+static int ck_vision_only(const eva_safetensors *st) {
+    int vis = 0;
+    for (int i = 0; i < eva_safetensors_count(st); i++) {
+        const char *k = eva_safetensors_get(st, i)->name;
+        if (!strncmp(k, "text.", 5) || !strncmp(k, "text_model.", 11) || strstr(k, "token_embedding") ||
+            strstr(k, "text_projection"))
+            return 0;
+        vis += strstr(k, "blocks.") != NULL || strstr(k, "patch_embed") != NULL;
+    }
+    return vis > 0;
+}
+
 eva_status eva_config_from_tensors(eva_config *cfg, const eva_safetensors *st, const char *source) {
     int found = -1, n = 0;
     for (int i = 0; i < eva_config_builtin_count(); i++)
@@ -710,6 +723,11 @@ eva_status eva_config_from_tensors(eva_config *cfg, const eva_safetensors *st, c
             if (found < 0) found = i;
             n++;
         }
+    if (n != 1 && ck_vision_only(st))
+        return eva_fail(EVA_ERR_INVALID_ARG, "%s: vision-only weights (image-encoder tensors, no text tower), not an "
+                        "EVA-CLIP checkpoint; use the EVA-CLIP file of the same model (for BAAI/EVA-CLIP-8B/18B: "
+                        "EVA_CLIP_8B_psz14_s9B.pt, EVA_CLIP_8B_psz14_plus_s0.6B.pt, EVA_CLIP_18B_psz14_s6B.fp16.pt "
+                        "or the transformers shards)", source);
     if (n != 1)
         return eva_fail(EVA_ERR_INVALID_ARG, "%s: %s; pass --variant or --config", source,
                         n ? "its tensors match several built-in variants"
