@@ -97,7 +97,8 @@ static eva_status compare_prepare(compare_run *r, const compare_args *a) {
     else eva_dump_precision(&r->c, r->precision, sizeof r->precision);
     if (a->precision && strlen(a->precision) >= sizeof r->precision)
         return eva_fail(EVA_ERR_INVALID_ARG, "--precision '%.32s': expected fp32, tf32, bf16 or fp16", a->precision);
-    if ((st = eva_tol_default(&r->tol, r->precision)) != EVA_OK) return st;
+    /* a golden computed in float32 (compute_dtype attribute) is judged with its own fp32 rows */
+    if ((st = eva_tol_for_golden(&r->tol, r->precision, r->g.compute_dtype)) != EVA_OK) return st;
     r->candidate_by = eva_dump_made_by(&r->c, r->made_by, sizeof r->made_by);
     return eva_dumpcmp_run(&r->r, &r->g, &r->c, &r->cfg, &r->tol, r->names);
 }
