@@ -15,7 +15,7 @@ evabench loads:
 Memory: the zip-format pickle is unpickled with lazy storage references (no tensor data is read
 while unpickling); the safetensors header is computed from the shapes and dtypes first, then each
 tensor's bytes are copied from the checkpoint in 16 MB chunks. Peak memory is a chunk plus the
-interpreter, not the model (harness/scripts/bench_convert_rss.py measures it). Only the legacy
+interpreter, not the model (golden/bench_convert_rss.py measures it). Only the legacy
 (pre-1.6, non-zip) pickle format falls back to torch.load, which holds the whole file.
 
 What it changes besides names, and nothing else (as the official loader does):
