@@ -20,6 +20,16 @@
 
 const char *eva_bench_tower_name(eva_bench_tower t) { return t == EVA_BENCH_TEXT ? "text" : "image"; }
 
+eva_status eva_bench_towers_parse(int *towers, const char *s) {
+    static const char *const names[] = {"image", "text", "both"};
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, names[i])) {
+            *towers = i + 1;
+            return EVA_OK;
+        }
+    return eva_fail(EVA_ERR_INVALID_ARG, "--tower '%s': expected image, text or both", s ? s : "");
+}
+
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 /* The largest packing allocation the reference's SGEMM makes during a forward (linear layers,

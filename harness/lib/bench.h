@@ -23,6 +23,8 @@
 
 typedef enum { EVA_BENCH_IMAGE = 0, EVA_BENCH_TEXT = 1 } eva_bench_tower;
 const char *eva_bench_tower_name(eva_bench_tower t); /* "image" | "text" */
+/* *towers <- the bits of "image" (1), "text" (2) or "both" (3); EVA_ERR_INVALID_ARG naming --tower else. */
+eva_status eva_bench_towers_parse(int *towers, const char *s);
 
 /* ---- memory ---------------------------------------------------------------------------------- */
 
