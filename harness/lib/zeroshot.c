@@ -537,6 +537,52 @@ void eva_zs_dataset_limit(eva_zs_dataset *ds, int64_t limit) {
     free(rank), free(seen), free(keep);
 }
 
+eva_status eva_zs_dataset_open(eva_zs_dataset *ds, bool *imagenet, const char *dir, eva_zs_dataset_type type) {
+    *imagenet = type == EVA_ZS_IMAGENET1K;
+    eva_status st = eva_zs_scan(ds, dir, type == EVA_ZS_FOLDER ? 0 : 1000);
+    if (st != EVA_OK) return st;
+    if (type == EVA_ZS_AUTO) *imagenet = ds->n_classes == 1000 && eva_zs_classes_are_wnids(ds);
+    if (*imagenet && ds->n_classes != 1000)
+        return eva_fail(EVA_ERR_INVALID_ARG, "--data %s: imagenet1k needs the 1000 class folders (WordNet ids) of the "
+                                             "val set, in DIR or DIR/val; found %d folders", dir, ds->n_classes);
+    return EVA_OK;
+}
+
+/* The folder default: DIR/classnames.txt, else the folder names. */
+static eva_status folder_class_names(eva_zs_list *classes, char *source, size_t cap, const eva_zs_dataset *ds) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/classnames.txt", ds->root);
+    if (access(p, F_OK) == 0) {
+        snprintf(source, cap, "%s", p);
+        return eva_zs_list_from_file(classes, p);
+    }
+    snprintf(source, cap, "class folder names");
+    eva_status st = EVA_OK;
+    for (int c = 0; c < ds->n_classes && st == EVA_OK; c++)
+        st = eva_zs_list_push(classes, ds->classes[c], strlen(ds->classes[c]));
+    return st;
+}
+
+eva_status eva_zs_class_names(eva_zs_list *classes, char *source, size_t cap, const eva_zs_dataset *ds,
+                              const char *path, bool imagenet) {
+    eva_status st;
+    if (path) {
+        snprintf(source, cap, "%s", path);
+        st = eva_zs_list_from_file(classes, path);
+    } else if (imagenet) {
+        snprintf(source, cap, "OpenAI-curated ImageNet names (open_clip IMAGENET_CLASSNAMES)");
+        st = eva_zs_builtin(classes, "imagenet_classnames.txt");
+    } else {
+        st = folder_class_names(classes, source, cap, ds);
+    }
+    if (st != EVA_OK) return st;
+    if (classes->n == 0) return eva_fail(EVA_ERR_INVALID_ARG, "%s: empty class list", source);
+    if (classes->n != ds->n_classes)
+        return eva_fail(EVA_ERR_INVALID_ARG, "%s: %d class names, but %s has %d class folders (one name per folder, "
+                                             "in sorted folder order)", source, classes->n, ds->root, ds->n_classes);
+    return EVA_OK;
+}
+
 /* ============================================================================================ */
 /* Classifier. */
 

@@ -100,6 +100,21 @@ bool eva_zs_classes_are_wnids(const eva_zs_dataset *ds);
  * class's second, ...), in dataset order. limit <= 0 or >= n_items keeps all. */
 void eva_zs_dataset_limit(eva_zs_dataset *ds, int64_t limit);
 
+typedef enum {
+    EVA_ZS_AUTO,       /* imagenet1k when the folder holds 1000 WordNet-id class folders, else folder */
+    EVA_ZS_IMAGENET1K, /* the 1000 ImageNet classes in dir or dir/val */
+    EVA_ZS_FOLDER,     /* any class folders */
+} eva_zs_dataset_type;
+/* Scans dir as a dataset of that type (dir/val is tried for imagenet1k and auto); *imagenet says
+ * which it is. imagenet1k without exactly 1000 class folders: EVA_ERR_INVALID_ARG. */
+eva_status eva_zs_dataset_open(eva_zs_dataset *ds, bool *imagenet, const char *dir, eva_zs_dataset_type type);
+/* The class names of ds: from the file at path if given, else the built-in ImageNet names when
+ * imagenet, else ds->root/classnames.txt if it exists, else the class folder names. source[cap]
+ * names where they came from. An empty list or one whose count is not ds->n_classes:
+ * EVA_ERR_INVALID_ARG naming the source. */
+eva_status eva_zs_class_names(eva_zs_list *classes, char *source, size_t cap, const eva_zs_dataset *ds,
+                              const char *path, bool imagenet);
+
 /* ---- classifier ------------------------------------------------------------------------------ */
 /* features[T,E] <- text tower(ids[T,L]). */
 typedef eva_status (*eva_zs_text_fn)(void *ctx, float *features, const int32_t *ids, int T);
