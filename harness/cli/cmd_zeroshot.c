@@ -1,6 +1,8 @@
 /* cmd_zeroshot.c: `evabench zeroshot`: zero-shot classification accuracy on an image folder or
- * ImageNet-1K val, by the protocol of docs/model.md §8 (harness/zeroshot.h does the work; this
- * file parses options, drives the run, prints and writes the reports).
+ * ImageNet-1K val, by the protocol of docs/model.md §8 (harness/lib/zeroshot.h does the work; this
+ * file parses options, drives the run, prints and writes the reports). Parse -> prepare (config,
+ * templates, dataset, class names) -> open the model -> classifier (cache or text tower) -> images
+ * -> report.
  *
  * Decisions:
  * - --dataset defaults to imagenet1k when DIR (or DIR/val) holds exactly 1000 WordNet-id folders,
@@ -10,7 +12,7 @@
  * - A file that does not decode (corrupt, not an image) is reported on stderr, counted and listed
  *   in the JSON; the run goes on and exits 0. A run where no file decodes exits 2.
  * - --limit N keeps N images round-robin across classes, so a short run touches every class.
- * - The classifier is cached (harness/zeroshot.h) unless --no-cache.
+ * - The classifier is cached (harness/lib/zeroshot.h) unless --no-cache.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -21,10 +23,17 @@
 
 #include "cli.h"
 #include "cmds.h"
-#include "eva_image.h"
 #include "zeroshot.h"
 
-static const char *zs_usage =
+typedef struct {
+    const char *weights, *variant, *config, *data, *dataset, *classnames, *templates, *impl, *precision;
+    const char *json, *predictions, *cache_dir;
+    long batch, limit;
+    bool no_cache;
+    eva_zs_dataset_type type;
+} zs_args;
+
+static const char *const zs_synopsis =
     "usage: evabench zeroshot --weights W.safetensors [--variant NAME | --config C.json] --data DIR\n"
     "                         [--dataset imagenet1k|folder] [--classnames FILE] [--templates openai|simple|FILE]\n"
     "                         [--impl ref|cuda] [--precision fp32|tf32|bf16|fp16] [--batch N] [--limit N]\n"
@@ -32,34 +41,309 @@ static const char *zs_usage =
     "\n"
     "Zero-shot classification by the CLIP protocol (docs/model.md §8): per class, the prompts made from\n"
     "the templates are encoded, L2-normalised, averaged and re-normalised; each image's logits are\n"
-    "100 * cosine with every class; reports top-1, top-5 and mean per-class recall.\n"
-    "\n"
-    "  --weights W        safetensors weights (required)\n"
-    "  --variant NAME     built-in config (else --config, else the weights' evabench.config metadata)\n"
-    "  --config C.json    config JSON\n"
-    "  --data DIR         one subfolder per class, sorted order = class index (ImageNet: DIR or DIR/val\n"
-    "                     with the 1000 WordNet-id folders)\n"
-    "  --dataset D        imagenet1k (1000 classes, OpenAI-curated names) or folder; default: imagenet1k\n"
-    "                     when DIR holds 1000 WordNet-id folders, else folder\n"
-    "  --classnames FILE  class names, one per line, in class-folder order (folder default:\n"
-    "                     DIR/classnames.txt, else the folder names)\n"
-    "  --templates T      openai (the 80 ImageNet prompts, default), simple (7) or a file, one template\n"
-    "                     per line with {} where the class name goes\n"
-    "  --impl ref|cuda    implementation (default ref)\n"
-    "  --precision P      fp32 (default), tf32, bf16, fp16 (cuda only)\n"
-    "  --batch N          images per image-tower call (default 32)\n"
-    "  --limit N          evaluate N images, taken round-robin across classes\n"
-    "  --json OUT.json    CLIP_benchmark-style result (dataset, model, pretrained, task, metrics{acc1, acc5,\n"
-    "                     mean_per_class_recall}) plus the protocol, skipped images and, for a known\n"
-    "                     variant on imagenet1k, the model card's number\n"
-    "  --predictions CSV  path,label,top1,top2,top3,top4,top5 (path relative to DIR, class indices)\n"
-    "  --cache-dir DIR    class-embedding cache folder (default $EVA_CACHE_DIR, else ~/.cache/evabench)\n"
-    "  --no-cache         neither read nor write the cache\n"
-    "\n"
+    "100 * cosine with every class; reports top-1, top-5 and mean per-class recall. DIR holds one\n"
+    "subfolder per class, sorted order = class index (ImageNet: DIR or DIR/val with the 1000 WordNet-id\n"
+    "folders). Class names: --classnames, else for imagenet1k the OpenAI-curated names, else\n"
+    "DIR/classnames.txt, else the folder names. --json writes a CLIP_benchmark-style result (dataset,\n"
+    "model, pretrained, task, metrics{acc1, acc5, mean_per_class_recall}) plus the protocol, the skipped\n"
+    "images and, for a known variant on imagenet1k, the model card's number.\n";
+
+static const char *const zs_epilog =
     "Progress (images, images/s, ETA, running top-1) goes to stderr when it is a terminal; a final line\n"
     "always. Unreadable or non-image files are reported, counted, skipped and listed in the JSON.\n"
     "Exit status: 0 the run completed, 2 bad usage or input (missing folder, no classes, class-name\n"
     "count mismatch, no readable image, ...), 3 internal failure.\n";
+
+/* The values the table cannot check: required options and --dataset. */
+static int check_args(zs_args *a) {
+    if (!a->weights || !a->data)
+        return eva_cli_usage_error("zeroshot", "--weights W and --data DIR are required (see --help)");
+    if (!a->dataset) a->type = EVA_ZS_AUTO;
+    else if (!strcmp(a->dataset, "imagenet1k")) a->type = EVA_ZS_IMAGENET1K;
+    else if (!strcmp(a->dataset, "folder")) a->type = EVA_ZS_FOLDER;
+    else return eva_cli_usage_error("zeroshot", "--dataset '%s': expected imagenet1k or folder", a->dataset);
+    return -1;
+}
+
+static int parse(zs_args *a, int argc, char **argv) {
+    *a = (zs_args){.templates = "openai", .impl = "ref", .precision = "fp32", .batch = 32};
+    const eva_opt opts[] = {
+        EVA_ARG_STR("--weights", &a->weights, "W", "safetensors weights (required)"),
+        EVA_ARG_STR("--variant", &a->variant, "NAME", "built-in config (else --config, else the weights' metadata)"),
+        EVA_ARG_STR("--config", &a->config, "C.json", "config JSON"),
+        EVA_ARG_STR("--data", &a->data, "DIR", "one subfolder per class (required)"),
+        EVA_ARG_STR("--dataset", &a->dataset, "D",
+                    "imagenet1k or folder; default: imagenet1k when DIR holds 1000 WordNet-id folders"),
+        EVA_ARG_STR("--classnames", &a->classnames, "FILE", "class names, one per line, in class-folder order"),
+        EVA_ARG_STR("--templates", &a->templates, "T",
+                    "openai (80 prompts, default), simple (7) or a file, one template per line with {}"),
+        EVA_ARG_STR("--impl", &a->impl, "ref|cuda", "implementation (default ref)"),
+        EVA_ARG_STR("--precision", &a->precision, "P", "fp32 (default), tf32, bf16, fp16 (cuda only)"),
+        EVA_ARG_LONG("--batch", &a->batch, "N", "images per image-tower call (default 32)", 1, 4096),
+        EVA_ARG_LONG("--limit", &a->limit, "N", "evaluate N images, taken round-robin across classes", 1, 1L << 40),
+        EVA_ARG_STR("--json", &a->json, "OUT.json", "the result as JSON (see above)"),
+        EVA_ARG_STR("--predictions", &a->predictions, "CSV",
+                    "path,label,top1,top2,top3,top4,top5 (path relative to DIR, class indices)"),
+        EVA_ARG_STR("--cache-dir", &a->cache_dir, "DIR",
+                    "class-embedding cache folder (default $EVA_CACHE_DIR, else ~/.cache/evabench)"),
+        EVA_ARG_FLAG("--no-cache", &a->no_cache, "neither read nor write the cache"),
+        EVA_ARG_END,
+    };
+    const eva_cli_spec spec = {"zeroshot", zs_synopsis, opts, NULL, zs_epilog};
+    int r = eva_cli_parse(&spec, argc, argv);
+    return r >= 0 ? r : check_args(a);
+}
+
+typedef struct {
+    char *path;
+    char *reason;
+} skipped_item;
+
+/* Everything a run holds, from the options to the metrics. */
+typedef struct {
+    eva_impl impl;
+    eva_precision prec;
+    eva_zs_session sess;
+    eva_zs_dataset ds;
+    bool imagenet, tty;
+    int64_t n_found; /* files before --limit */
+    const char *prefix; /* "val/" when the classes are in DIR/val: paths in the reports are relative to DIR */
+    eva_zs_list classes, templates;
+    const char *templates_name;
+    char class_source[4200];
+    int C, E, S;
+    char wsha[65], th[65], ch[65]; /* sha256 of the weights, the templates, the class names */
+    float *W;                      /* [C,E] classifier */
+    bool clf_cached;
+    char cache_path[4200];
+    const char *cache_state;
+    eva_zs_metrics met;
+    skipped_item *skipped;
+    int64_t n_skipped;
+    double t_hash, t_clf, t_img;
+} zs_run;
+
+static void run_free(zs_run *r) {
+    for (int64_t i = 0; i < r->n_skipped; i++) free(r->skipped[i].path), free(r->skipped[i].reason);
+    free(r->skipped);
+    free(r->W);
+    eva_zs_metrics_free(&r->met);
+    eva_zs_list_free(&r->classes);
+    eva_zs_list_free(&r->templates);
+    eva_zs_dataset_free(&r->ds);
+    eva_zs_session_close(&r->sess);
+}
+
+/* The quick checks first: backend, config, templates, dataset, class names. */
+static eva_status prepare(zs_run *r, const zs_args *a) {
+    eva_status st;
+    r->tty = isatty(2);
+    r->cache_state = a->no_cache ? "disabled" : "miss";
+    if ((st = eva_backend_select(&r->impl, &r->prec, a->impl, a->precision)) != EVA_OK) return st;
+    if ((st = eva_zs_session_config(&r->sess, a->weights, a->config, a->variant)) != EVA_OK) return st;
+    if ((st = eva_zs_templates_load(&r->templates, a->templates, &r->templates_name)) != EVA_OK) return st;
+    if ((st = eva_zs_dataset_open(&r->ds, &r->imagenet, a->data, a->type)) != EVA_OK) return st;
+    if (r->imagenet && !eva_zs_classes_are_wnids(&r->ds))
+        fprintf(stderr, "evabench zeroshot: warning: %s: class folders are not all WordNet ids (n########); the "
+                        "sorted order is still taken as the ImageNet class index\n", r->ds.root);
+    st = eva_zs_class_names(&r->classes, r->class_source, sizeof r->class_source, &r->ds, a->classnames, r->imagenet);
+    if (st != EVA_OK) return st;
+    r->n_found = r->ds.n_items;
+    eva_zs_dataset_limit(&r->ds, a->limit);
+    if (r->ds.n_items == 0)
+        return eva_fail(EVA_ERR_INVALID_ARG, "--data %s: the %d class folders hold no files", r->ds.root,
+                        r->ds.n_classes);
+    r->prefix = strcmp(r->ds.root, a->data) ? "val/" : "";
+    r->C = r->classes.n, r->E = r->sess.cfg.embed_dim, r->S = r->sess.cfg.vision.image_size;
+    return EVA_OK;
+}
+
+/* Hashes the weights (the cache key and the report name them), then loads them. */
+static eva_status open_model(zs_run *r, const zs_args *a) {
+    double t0 = eva_zs_now();
+    if (r->tty) fprintf(stderr, "zeroshot: hashing %s...\n", a->weights);
+    eva_status st = eva_sha256_file(r->wsha, a->weights);
+    if (st != EVA_OK) return st;
+    r->t_hash = eva_zs_now() - t0;
+    return eva_zs_session_open(&r->sess, a->weights, r->impl, r->prec);
+}
+
+static void clf_progress(void *ctx, int64_t done, int64_t total) { eva_zs_progress_update(ctx, done, total, -1); }
+
+/* W <- the classifier computed by the text tower, with a progress line. */
+static eva_status compute_classifier(zs_run *r) {
+    eva_zs_progress pp;
+    eva_zs_progress_start(&pp, stderr, r->tty, "classifier (classes)");
+    eva_zs_text_encoder enc;
+    eva_zs_session_text_encoder(&r->sess, &enc);
+    enc.progress = clf_progress;
+    enc.progress_ctx = &pp;
+    eva_status st = eva_zs_build_classifier(r->W, &r->classes, &r->templates, &enc);
+    if (st == EVA_OK) eva_zs_progress_end(&pp, r->C, r->C, -1);
+    return st;
+}
+
+/* W <- the cached classifier, else the text tower's (then cached; a cache that cannot be written
+ * is a warning). */
+static eva_status classifier(zs_run *r, const zs_args *a) {
+    char key[65];
+    eva_zs_list_hash(r->th, &r->templates);
+    eva_zs_list_hash(r->ch, &r->classes);
+    char *cfg_json = eva_config_to_json(&r->sess.cfg, false);
+    eva_zs_cache_key(key, r->wsha, cfg_json ? cfg_json : r->sess.cfg.name, r->th, r->ch, a->impl,
+                     eva_precision_name(r->prec));
+    free(cfg_json);
+    if (!(r->W = malloc((size_t)r->C * (size_t)r->E * sizeof *r->W)))
+        return eva_fail(EVA_ERR_NOMEM, "out of memory for the classifier [%d,%d]", r->C, r->E);
+    double t0 = eva_zs_now();
+    if (!a->no_cache) {
+        eva_zs_cache_path(r->cache_path, sizeof r->cache_path, a->cache_dir, key);
+        r->clf_cached = eva_zs_cache_load(r->W, r->cache_path, key, r->C, r->E) == EVA_OK;
+        if (r->clf_cached) r->cache_state = "hit";
+        eva_clear_error();
+    }
+    if (!r->clf_cached) {
+        eva_status st = compute_classifier(r);
+        if (st != EVA_OK) return st;
+        if (!a->no_cache && eva_zs_cache_store(r->cache_path, key, r->W, r->C, r->E, r->sess.cfg.name, r->wsha,
+                                               r->templates_name, a->impl, eva_precision_name(r->prec)) != EVA_OK) {
+            fprintf(stderr, "evabench zeroshot: warning: classifier not cached: %s\n", eva_last_error());
+            r->cache_state = "miss (not written)";
+        }
+    }
+    r->t_clf = eva_zs_now() - t0;
+    fprintf(stderr, "zeroshot: classifier [%d classes x %d templates] %s in %.3f s%s%s\n", r->C, r->templates.n,
+            r->clf_cached ? "loaded from cache" : "computed by the text tower", r->t_clf,
+            r->cache_path[0] ? ": " : "", r->cache_path);
+    return EVA_OK;
+}
+
+/* One batch of images: pixels, features, and for each image its label and dataset index. */
+typedef struct {
+    int cap, n;
+    size_t px_per; /* 3*S*S */
+    float *pix, *feat, *logits; /* [cap,3,S,S], [cap,E], [C] */
+    int *label;                 /* [cap] */
+    int64_t *item;              /* [cap] */
+} zs_batch;
+
+static void batch_free(zs_batch *b) { free(b->pix), free(b->feat), free(b->logits), free(b->label), free(b->item); }
+
+static eva_status batch_alloc(zs_batch *b, const zs_run *r, int cap) {
+    *b = (zs_batch){.cap = cap, .px_per = (size_t)3 * r->S * r->S};
+    b->pix = malloc((size_t)cap * b->px_per * sizeof *b->pix);
+    b->feat = malloc((size_t)cap * (size_t)r->E * sizeof *b->feat);
+    b->logits = malloc((size_t)r->C * sizeof *b->logits);
+    b->label = malloc((size_t)cap * sizeof *b->label);
+    b->item = malloc((size_t)cap * sizeof *b->item);
+    if (!b->pix || !b->feat || !b->logits || !b->label || !b->item)
+        return eva_fail(EVA_ERR_NOMEM, "out of memory for a batch of %d images", cap);
+    return EVA_OK;
+}
+
+/* Records a file that did not decode (the message of the failure is the reason). */
+static eva_status skip_file(zs_run *r, const char *rel, const char *full) {
+    skipped_item *ns = realloc(r->skipped, (size_t)(r->n_skipped + 1) * sizeof *ns);
+    if (!ns) return eva_fail(EVA_ERR_NOMEM, "out of memory");
+    r->skipped = ns;
+    size_t pl = strlen(r->prefix) + strlen(rel) + 1;
+    skipped_item *s = &r->skipped[r->n_skipped++];
+    s->path = malloc(pl);
+    s->reason = strdup(eva_last_error());
+    if (s->path) snprintf(s->path, pl, "%s%s", r->prefix, rel);
+    if (r->tty) fputs("\n", stderr);
+    fprintf(stderr, "zeroshot: skipped %s: %s\n", full, eva_last_error());
+    eva_clear_error();
+    return EVA_OK;
+}
+
+/* Decodes images from *next on until the batch is full or the dataset ends; skips the files
+ * that do not decode. */
+static eva_status fill_batch(zs_batch *b, zs_run *r, int64_t *next) {
+    b->n = 0;
+    for (; b->n < b->cap && *next < r->ds.n_items; ++*next) {
+        const eva_zs_item *it = &r->ds.items[*next];
+        char full[8400];
+        snprintf(full, sizeof full, "%s/%s", r->ds.root, it->path);
+        eva_status st = eva_zs_load_image_folder_style(b->pix + (size_t)b->n * b->px_per, full, r->S);
+        if (st == EVA_ERR_NOMEM || st == EVA_ERR_INTERNAL) return st;
+        if (st != EVA_OK) {
+            if ((st = skip_file(r, it->path, full)) != EVA_OK) return st;
+            continue;
+        }
+        b->label[b->n] = it->label;
+        b->item[b->n++] = *next;
+    }
+    return EVA_OK;
+}
+
+/* One --predictions row: path, label, top-5 (empty fields past C). */
+static void write_prediction(FILE *pred, const zs_run *r, const char *path, int label, const int *top, int k) {
+    char rel[8400];
+    snprintf(rel, sizeof rel, "%s%s", r->prefix, path);
+    eva_zs_csv_field(pred, rel);
+    fprintf(pred, ",%d", label);
+    for (int j = 0; j < 5; j++) {
+        if (j < k) fprintf(pred, ",%d", top[j]);
+        else fputs(",", pred);
+    }
+    fputc('\n', pred);
+}
+
+/* Encodes the batch and scores each image: metrics, and a prediction row when pred. */
+static eva_status score_batch(zs_batch *b, zs_run *r, FILE *pred) {
+    eva_status st = eva_backend_encode_image(&r->sess.be, b->feat, b->pix, b->n, NULL);
+    if (st != EVA_OK) return st;
+    const int k = r->C < 5 ? r->C : 5;
+    for (int i = 0; i < b->n; i++) {
+        int top[5];
+        eva_zs_logits(b->logits, b->feat + (size_t)i * r->E, r->W, r->C, r->E);
+        eva_zs_topk(top, b->logits, r->C, k);
+        eva_zs_metrics_add(&r->met, b->label[i], top, k);
+        if (pred) write_prediction(pred, r, r->ds.items[b->item[i]].path, b->label[i], top, k);
+    }
+    return EVA_OK;
+}
+
+/* Every image, batch by batch, with a progress line. */
+static eva_status run_images(zs_run *r, const zs_args *a, FILE *pred) {
+    zs_batch b = {0};
+    eva_status st = eva_zs_metrics_init(&r->met, r->C);
+    if (st == EVA_OK) st = batch_alloc(&b, r, (int)a->batch);
+    eva_zs_progress ip;
+    eva_zs_progress_start(&ip, stderr, r->tty, "images");
+    const double t0 = eva_zs_now();
+    int64_t next = 0;
+    while (st == EVA_OK && next < r->ds.n_items) {
+        if ((st = fill_batch(&b, r, &next)) != EVA_OK || b.n == 0) break;
+        if ((st = score_batch(&b, r, pred)) != EVA_OK) break;
+        eva_zs_progress_update(&ip, r->met.n + r->n_skipped, r->ds.n_items, eva_zs_acc1(&r->met));
+    }
+    if (st == EVA_OK)
+        eva_zs_progress_end(&ip, r->met.n + r->n_skipped, r->ds.n_items, r->met.n ? eva_zs_acc1(&r->met) : -1);
+    r->t_img = eva_zs_now() - t0;
+    batch_free(&b);
+    return st;
+}
+
+/* run_images with the --predictions file around it. */
+static eva_status evaluate(zs_run *r, const zs_args *a) {
+    FILE *pred = NULL;
+    if (a->predictions) {
+        if (!(pred = fopen(a->predictions, "w")))
+            return eva_fail(EVA_ERR_IO, "--predictions %s: cannot create", a->predictions);
+        fputs("path,label,top1,top2,top3,top4,top5\n", pred);
+    }
+    eva_status st = run_images(r, a, pred);
+    if (pred) {
+        int bad = ferror(pred);
+        if ((fclose(pred) != 0 || bad) && st == EVA_OK)
+            st = eva_fail(EVA_ERR_IO, "--predictions %s: write failed", a->predictions);
+    }
+    return st;
+}
+
+/* ---- report ---------------------------------------------------------------------------------- */
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -73,315 +357,17 @@ static const char *base_name_buf(char *buf, size_t cap, const char *p) {
     return buf;
 }
 
-typedef struct {
-    char *path;
-    char *reason;
-} skipped_item;
-
-typedef struct {
-    eva_zs_progress *p;
-} clf_progress_ctx;
-
-static void clf_progress(void *ctx, int64_t done, int64_t total) {
-    clf_progress_ctx *c = ctx;
-    eva_zs_progress_update(c->p, done, total, -1);
-}
-
-int eva_cmd_zeroshot(int argc, char **argv) {
-    const char *weights = NULL, *variant = NULL, *config_path = NULL, *data = NULL, *dataset_s = NULL;
-    const char *classnames_path = NULL, *templates_s = "openai", *impl_s = "ref", *prec_s = "fp32";
-    const char *batch_s = "32", *limit_s = NULL, *json_out = NULL, *pred_out = NULL, *cache_dir = NULL;
-    bool no_cache = false;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(zs_usage, stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--no-cache")) {
-            no_cache = true;
-            continue;
-        }
-        if ((r = eva_cli_opt_value(argc, argv, &i, "--weights", &weights)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--variant", &variant)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--config", &config_path)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--data", &data)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--dataset", &dataset_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--classnames", &classnames_path)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--templates", &templates_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--impl", &impl_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--precision", &prec_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--batch", &batch_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--limit", &limit_s)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--json", &json_out)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--predictions", &pred_out)) ||
-            (r = eva_cli_opt_value(argc, argv, &i, "--cache-dir", &cache_dir))) {
-            if (r < 0) {
-                fprintf(stderr, "evabench zeroshot: option %s needs a value (see --help)\n", argv[i]);
-                return 2;
-            }
-            continue;
-        }
-        fprintf(stderr, "evabench zeroshot: unknown argument '%s' (see --help)\n", argv[i]);
-        return 2;
-    }
-    if (!weights || !data) {
-        fprintf(stderr, "evabench zeroshot: --weights W and --data DIR are required (see --help)\n");
-        return 2;
-    }
-    long batch = 32, limit = 0;
-    if (!eva_cli_parse_long(batch_s, 1, 4096, &batch)) {
-        fprintf(stderr, "evabench zeroshot: --batch '%s': expected an integer in [1, 4096]\n", batch_s);
-        return 2;
-    }
-    if (limit_s && !eva_cli_parse_long(limit_s, 1, 1L << 40, &limit)) {
-        fprintf(stderr, "evabench zeroshot: --limit '%s': expected a positive integer\n", limit_s);
-        return 2;
-    }
-    bool imagenet;
-    int dataset_auto = !dataset_s;
-    if (dataset_s && strcmp(dataset_s, "imagenet1k") && strcmp(dataset_s, "folder")) {
-        fprintf(stderr, "evabench zeroshot: --dataset '%s': expected imagenet1k or folder\n", dataset_s);
-        return 2;
-    }
-
-    eva_status st;
-    eva_impl impl;
-    eva_precision prec;
-    if ((st = eva_backend_select(&impl, &prec, impl_s, prec_s)) != EVA_OK)
-        return eva_cli_fail("zeroshot", st);
-
-    int code = 3;
-    eva_zs_session sess;
-    eva_zs_dataset ds;
-    eva_zs_list classes = {0}, templates = {0};
-    eva_zs_metrics met;
-    memset(&sess, 0, sizeof sess);
-    memset(&ds, 0, sizeof ds);
-    memset(&met, 0, sizeof met);
-    float *W = NULL, *pix = NULL, *feat = NULL, *logits = NULL;
-    int *batch_label = NULL;
-    int64_t *batch_item = NULL;
-    skipped_item *skipped = NULL;
-    int64_t n_skipped = 0;
-    FILE *pred = NULL;
-    char *json_text = NULL;
-    cJSON *root = NULL;
-    const char *templates_name = NULL;
-    char class_source[4200] = "";
-    char cache_path[4200] = "";
-    const char *cache_state = no_cache ? "disabled" : "miss";
-    double t_hash = 0, t_clf = 0, t_img = 0;
-    bool tty = isatty(2);
-
-    /* Quick checks first: config, templates, dataset, class names. */
-    if ((st = eva_zs_session_config(&sess, weights, config_path, variant)) != EVA_OK) goto fail;
-    if ((st = eva_zs_templates_load(&templates, templates_s, &templates_name)) != EVA_OK) goto fail;
-    imagenet = dataset_s && !strcmp(dataset_s, "imagenet1k");
-    if ((st = eva_zs_scan(&ds, data, (imagenet || dataset_auto) ? 1000 : 0)) != EVA_OK) goto fail;
-    if (dataset_auto) imagenet = ds.n_classes == 1000 && eva_zs_classes_are_wnids(&ds);
-    if (imagenet && ds.n_classes != 1000) {
-        st = eva_fail(EVA_ERR_INVALID_ARG, "--data %s: imagenet1k needs the 1000 class folders (WordNet ids) of the "
-                                           "val set, in DIR or DIR/val; found %d folders", data, ds.n_classes);
-        goto fail;
-    }
-    if (imagenet && !eva_zs_classes_are_wnids(&ds))
-        fprintf(stderr, "evabench zeroshot: warning: %s: class folders are not all WordNet ids (n########); the "
-                        "sorted order is still taken as the ImageNet class index\n", ds.root);
-    if (classnames_path) {
-        if ((st = eva_zs_list_from_file(&classes, classnames_path)) != EVA_OK) goto fail;
-        snprintf(class_source, sizeof class_source, "%s", classnames_path);
-    } else if (imagenet) {
-        if ((st = eva_zs_builtin(&classes, "imagenet_classnames.txt")) != EVA_OK) goto fail;
-        snprintf(class_source, sizeof class_source, "OpenAI-curated ImageNet names (open_clip IMAGENET_CLASSNAMES)");
-    } else {
-        char p[4200];
-        snprintf(p, sizeof p, "%s/classnames.txt", ds.root);
-        if (access(p, F_OK) == 0) {
-            if ((st = eva_zs_list_from_file(&classes, p)) != EVA_OK) goto fail;
-            snprintf(class_source, sizeof class_source, "%s", p);
-        } else {
-            for (int c = 0; c < ds.n_classes; c++)
-                if ((st = eva_zs_list_push(&classes, ds.classes[c], strlen(ds.classes[c]))) != EVA_OK) goto fail;
-            snprintf(class_source, sizeof class_source, "class folder names");
-        }
-    }
-    if (classes.n == 0) {
-        st = eva_fail(EVA_ERR_INVALID_ARG, "%s: empty class list", class_source);
-        goto fail;
-    }
-    if (classes.n != ds.n_classes) {
-        st = eva_fail(EVA_ERR_INVALID_ARG, "%s: %d class names, but %s has %d class folders (one name per folder, "
-                                           "in sorted folder order)", class_source, classes.n, ds.root, ds.n_classes);
-        goto fail;
-    }
-    const int64_t n_found = ds.n_items;
-    eva_zs_dataset_limit(&ds, limit);
-    if (ds.n_items == 0) {
-        st = eva_fail(EVA_ERR_INVALID_ARG, "--data %s: the %d class folders hold no files", ds.root, ds.n_classes);
-        goto fail;
-    }
-    const int C = classes.n, E = sess.cfg.embed_dim, S = sess.cfg.vision.image_size;
-
-    /* Weights: hash, load, backend. */
-    double t0 = eva_zs_now();
-    char wsha[65];
-    if (tty) fprintf(stderr, "zeroshot: hashing %s...\n", weights);
-    if ((st = eva_sha256_file(wsha, weights)) != EVA_OK) goto fail;
-    t_hash = eva_zs_now() - t0;
-    if ((st = eva_zs_session_open(&sess, weights, impl, prec)) != EVA_OK) goto fail;
-
-    /* Classifier: cache or text tower. */
-    char th[65], ch[65], key[65];
-    eva_zs_list_hash(th, &templates);
-    eva_zs_list_hash(ch, &classes);
-    char *cfg_json = eva_config_to_json(&sess.cfg, false);
-    eva_zs_cache_key(key, wsha, cfg_json ? cfg_json : sess.cfg.name, th, ch, impl_s, eva_precision_name(prec));
-    free(cfg_json);
-    W = malloc((size_t)C * (size_t)E * sizeof *W);
-    if (!W) {
-        st = eva_fail(EVA_ERR_NOMEM, "out of memory for the classifier [%d,%d]", C, E);
-        goto fail;
-    }
-    t0 = eva_zs_now();
-    bool have_clf = false;
-    if (!no_cache) {
-        eva_zs_cache_path(cache_path, sizeof cache_path, cache_dir, key);
-        if (eva_zs_cache_load(W, cache_path, key, C, E) == EVA_OK) {
-            have_clf = true;
-            cache_state = "hit";
-        }
-        eva_clear_error();
-    }
-    if (!have_clf) {
-        eva_zs_progress pp;
-        eva_zs_progress_start(&pp, stderr, tty, "classifier (classes)");
-        clf_progress_ctx pc = {&pp};
-        eva_zs_text_encoder enc;
-        eva_zs_session_text_encoder(&sess, &enc);
-        enc.progress = clf_progress;
-        enc.progress_ctx = &pc;
-        if ((st = eva_zs_build_classifier(W, &classes, &templates, &enc)) != EVA_OK) goto fail;
-        eva_zs_progress_end(&pp, C, C, -1);
-        if (!no_cache) {
-            eva_status cs = eva_zs_cache_store(cache_path, key, W, C, E, sess.cfg.name, wsha, templates_name, impl_s,
-                                               eva_precision_name(prec));
-            if (cs != EVA_OK) {
-                fprintf(stderr, "evabench zeroshot: warning: classifier not cached: %s\n", eva_last_error());
-                cache_state = "miss (not written)";
-            }
-        }
-    }
-    t_clf = eva_zs_now() - t0;
-    fprintf(stderr, "zeroshot: classifier [%d classes x %d templates] %s in %.3f s%s%s\n", C, templates.n,
-            have_clf ? "loaded from cache" : "computed by the text tower", t_clf,
-            cache_path[0] ? ": " : "", cache_path);
-
-    /* Predictions file. */
-    const char *prefix = strcmp(ds.root, data) ? "val/" : "";
-    if (pred_out) {
-        pred = fopen(pred_out, "w");
-        if (!pred) {
-            st = eva_fail(EVA_ERR_IO, "--predictions %s: cannot create", pred_out);
-            goto fail;
-        }
-        fputs("path,label,top1,top2,top3,top4,top5\n", pred);
-    }
-
-    /* Images. */
-    if ((st = eva_zs_metrics_init(&met, C)) != EVA_OK) goto fail;
-    size_t px_per = (size_t)3 * S * S;
-    pix = malloc((size_t)batch * px_per * sizeof *pix);
-    feat = malloc((size_t)batch * (size_t)E * sizeof *feat);
-    logits = malloc((size_t)C * sizeof *logits);
-    batch_label = malloc((size_t)batch * sizeof *batch_label);
-    batch_item = malloc((size_t)batch * sizeof *batch_item);
-    if (!pix || !feat || !logits || !batch_label || !batch_item) {
-        st = eva_fail(EVA_ERR_NOMEM, "out of memory for a batch of %ld images", batch);
-        goto fail;
-    }
-    eva_zs_progress ip;
-    eva_zs_progress_start(&ip, stderr, tty, "images");
-    t0 = eva_zs_now();
-    int64_t next = 0, done = 0;
-    while (next < ds.n_items) {
-        int nb = 0;
-        while (nb < batch && next < ds.n_items) {
-            const eva_zs_item *it = &ds.items[next];
-            char full[8400];
-            snprintf(full, sizeof full, "%s/%s", ds.root, it->path);
-            eva_status is = eva_zs_load_image_folder_style(pix + (size_t)nb * px_per, full, S);
-            if (is != EVA_OK) {
-                if (is == EVA_ERR_NOMEM || is == EVA_ERR_INTERNAL) {
-                    st = is;
-                    goto fail;
-                }
-                skipped_item *ns = realloc(skipped, (size_t)(n_skipped + 1) * sizeof *ns);
-                if (!ns) {
-                    st = eva_fail(EVA_ERR_NOMEM, "out of memory");
-                    goto fail;
-                }
-                skipped = ns;
-                size_t pl = strlen(prefix) + strlen(it->path) + 1;
-                skipped[n_skipped].path = malloc(pl);
-                skipped[n_skipped].reason = strdup(eva_last_error());
-                if (skipped[n_skipped].path) snprintf(skipped[n_skipped].path, pl, "%s%s", prefix, it->path);
-                n_skipped++;
-                if (tty) fputs("\n", stderr);
-                fprintf(stderr, "zeroshot: skipped %s: %s\n", full, eva_last_error());
-                eva_clear_error();
-            } else {
-                batch_label[nb] = it->label;
-                batch_item[nb] = next;
-                nb++;
-            }
-            next++;
-        }
-        if (nb == 0) break;
-        if ((st = eva_backend_encode_image(&sess.be, feat, pix, nb, NULL)) != EVA_OK) goto fail;
-        for (int b = 0; b < nb; b++) {
-            int top[5];
-            int k = C < 5 ? C : 5;
-            eva_zs_logits(logits, feat + (size_t)b * E, W, C, E);
-            eva_zs_topk(top, logits, C, k);
-            eva_zs_metrics_add(&met, batch_label[b], top, k);
-            if (pred) {
-                char rel[8400];
-                snprintf(rel, sizeof rel, "%s%s", prefix, ds.items[batch_item[b]].path);
-                eva_zs_csv_field(pred, rel);
-                fprintf(pred, ",%d", batch_label[b]);
-                for (int j = 0; j < 5; j++) {
-                    if (j < k) fprintf(pred, ",%d", top[j]);
-                    else fputs(",", pred);
-                }
-                fputc('\n', pred);
-            }
-        }
-        done += nb;
-        eva_zs_progress_update(&ip, done + n_skipped, ds.n_items, eva_zs_acc1(&met));
-    }
-    eva_zs_progress_end(&ip, done + n_skipped, ds.n_items, met.n ? eva_zs_acc1(&met) : -1);
-    t_img = eva_zs_now() - t0;
-    if (pred) {
-        int bad = ferror(pred);
-        if (fclose(pred) != 0 || bad) {
-            pred = NULL;
-            st = eva_fail(EVA_ERR_IO, "--predictions %s: write failed", pred_out);
-            goto fail;
-        }
-        pred = NULL;
-    }
-
-    /* Summary. */
-    double acc1 = eva_zs_acc1(&met), acc5 = eva_zs_acc5(&met), mpcr = eva_zs_mean_per_class_recall(&met);
-    const eva_zs_published *pub = imagenet ? eva_zs_published_find(sess.cfg.name) : NULL;
-    printf("zeroshot: %s on %s %s (%d classes): %lld images evaluated, %lld skipped%s\n", sess.cfg.name,
-           imagenet ? "imagenet1k" : "folder", ds.root, C, (long long)met.n, (long long)n_skipped,
-           limit ? " (--limit)" : "");
+static void print_summary(const zs_run *r, const zs_args *a, const eva_zs_published *pub) {
+    const eva_zs_metrics *m = &r->met;
+    double acc1 = eva_zs_acc1(m), acc5 = eva_zs_acc5(m), mpcr = eva_zs_mean_per_class_recall(m);
+    printf("zeroshot: %s on %s %s (%d classes): %lld images evaluated, %lld skipped%s\n", r->sess.cfg.name,
+           r->imagenet ? "imagenet1k" : "folder", r->ds.root, r->C, (long long)m->n, (long long)r->n_skipped,
+           a->limit ? " (--limit)" : "");
     printf("  protocol: templates %s (%d), class names: %s, impl %s, precision %s, weights sha256 %.16s...\n",
-           templates_name, templates.n, class_source, impl_s, eva_precision_name(prec), wsha);
+           r->templates_name, r->templates.n, r->class_source, a->impl, eva_precision_name(r->prec), r->wsha);
     printf("  classifier: %s in %.3f s; images: %.3f s (%.2f images/s); weights hash %.3f s\n",
-           have_clf ? "from cache" : "text tower", t_clf, t_img, t_img > 0 ? (double)met.n / t_img : 0.0, t_hash);
+           r->clf_cached ? "from cache" : "text tower", r->t_clf, r->t_img,
+           r->t_img > 0 ? (double)m->n / r->t_img : 0.0, r->t_hash);
     char acc5s[32];
     if (isfinite(acc5)) snprintf(acc5s, sizeof acc5s, "%.4f", acc5);
     else snprintf(acc5s, sizeof acc5s, "n/a (< 5 classes)");
@@ -389,108 +375,137 @@ int eva_cmd_zeroshot(int argc, char **argv) {
     if (pub)
         printf("  model card (EVA-CLIP README): top-1 %.1f%%; open_clip re-evaluation %.2f%%; ours %.2f%% (%+.2f vs "
                "card)%s\n", pub->card_acc1, pub->open_clip_acc1, 100 * acc1, 100 * acc1 - pub->card_acc1,
-               limit ? " [subset: not comparable]" : "");
-    for (int64_t i = 0; i < n_skipped; i++)
-        printf("  skipped: %s: %s\n", skipped[i].path ? skipped[i].path : "?", skipped[i].reason ? skipped[i].reason : "?");
+               a->limit ? " [subset: not comparable]" : "");
+    for (int64_t i = 0; i < r->n_skipped; i++)
+        printf("  skipped: %s: %s\n", r->skipped[i].path ? r->skipped[i].path : "?",
+               r->skipped[i].reason ? r->skipped[i].reason : "?");
+}
 
-    if (json_out) {
-        root = cJSON_CreateObject();
-        char bn[512];
-        cJSON_AddStringToObject(root, "dataset", imagenet ? "imagenet1k" : base_name_buf(bn, sizeof bn, data));
-        cJSON_AddStringToObject(root, "model", sess.cfg.name);
-        cJSON_AddStringToObject(root, "pretrained", base_name_buf(bn, sizeof bn, weights));
-        cJSON_AddStringToObject(root, "task", "zeroshot_classification");
-        cJSON_AddStringToObject(root, "language", "en");
-        cJSON *m = cJSON_AddObjectToObject(root, "metrics");
-        cJSON_AddItemToObject(m, "acc1", num_or_null(acc1));
-        cJSON_AddItemToObject(m, "acc5", num_or_null(acc5));
-        cJSON_AddItemToObject(m, "mean_per_class_recall", num_or_null(mpcr));
-        cJSON *p = cJSON_AddObjectToObject(root, "protocol");
-        cJSON_AddStringToObject(p, "dataset_type", imagenet ? "imagenet1k" : "folder");
-        cJSON_AddStringToObject(p, "data_root", ds.root);
-        cJSON_AddNumberToObject(p, "classes", C);
-        cJSON_AddStringToObject(p, "class_names", class_source);
-        cJSON_AddStringToObject(p, "class_names_sha256", ch);
-        cJSON_AddStringToObject(p, "templates", templates_name);
-        cJSON_AddNumberToObject(p, "templates_count", templates.n);
-        cJSON_AddStringToObject(p, "templates_sha256", th);
-        cJSON_AddStringToObject(p, "classifier", "per class: mean of the L2-normalised prompt embeddings, "
-                                                 "re-normalised; logits = 100 * cosine (docs/model.md §8)");
-        cJSON_AddStringToObject(p, "preprocess", "convert('RGB') on load (ImageFolder), Resize(S, bicubic, shortest "
-                                                 "side), CenterCrop(S), /255, CLIP mean/std (docs/model.md §7)");
-        cJSON_AddNumberToObject(p, "image_size", S);
-        cJSON_AddStringToObject(p, "impl", impl_s);
-        cJSON_AddStringToObject(p, "precision", eva_precision_name(prec));
-        const char *dev = eva_backend_describe(&sess.be);
-        cJSON_AddStringToObject(p, "device", dev ? dev : "cpu");
-        cJSON_AddStringToObject(p, "weights", weights);
-        cJSON_AddStringToObject(p, "weights_sha256", wsha);
-        cJSON_AddStringToObject(p, "config_source", sess.cfg_source ? sess.cfg_source : "?");
-        cJSON_AddNumberToObject(p, "files_found", (double)n_found);
-        if (limit) cJSON_AddNumberToObject(p, "limit", (double)limit);
-        else cJSON_AddNullToObject(p, "limit");
-        cJSON_AddNumberToObject(p, "images_evaluated", (double)met.n);
-        cJSON_AddNumberToObject(p, "images_skipped", (double)n_skipped);
-        cJSON *sk = cJSON_AddArrayToObject(p, "skipped");
-        for (int64_t i = 0; i < n_skipped; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "path", skipped[i].path ? skipped[i].path : "?");
-            cJSON_AddStringToObject(o, "reason", skipped[i].reason ? skipped[i].reason : "?");
-            cJSON_AddItemToArray(sk, o);
-        }
-        cJSON_AddStringToObject(p, "classifier_cache", cache_state);
-        if (cache_path[0]) cJSON_AddStringToObject(p, "cache_path", cache_path);
-        cJSON *tm = cJSON_AddObjectToObject(p, "timing_s");
-        cJSON_AddNumberToObject(tm, "weights_hash", t_hash);
-        cJSON_AddNumberToObject(tm, "classifier", t_clf);
-        cJSON_AddNumberToObject(tm, "images", t_img);
-        cJSON_AddItemToObject(p, "images_per_s", num_or_null(t_img > 0 ? (double)met.n / t_img : NAN));
-        cJSON_AddStringToObject(p, "evabench", EVA_VERSION " (" EVA_GIT_REV ")");
-        if (pub) {
-            cJSON *r = cJSON_AddObjectToObject(root, "reference");
-            cJSON_AddStringToObject(r, "source", "EVA-CLIP model card (baaivision/EVA EVA-CLIP/README.md), "
-                                                 "docs/model.md §10.1; open_clip docs/openclip_results.csv (§10.4)");
-            cJSON_AddNumberToObject(r, "card_acc1", pub->card_acc1 / 100.0);
-            cJSON_AddNumberToObject(r, "open_clip_acc1", pub->open_clip_acc1 / 100.0);
-            cJSON_AddItemToObject(r, "card_acc5", num_or_null(pub->card_acc5 / 100.0));
-            cJSON_AddItemToObject(r, "ours_acc1", num_or_null(acc1));
-            cJSON_AddItemToObject(r, "ours_minus_card_acc1", num_or_null(acc1 - pub->card_acc1 / 100.0));
-            cJSON_AddBoolToObject(r, "comparable", !limit && n_skipped == 0 && met.n == 50000);
-            cJSON_AddStringToObject(r, "note", "card numbers: 50,000 val images, fp16 autocast; expect about "
-                                               "0.1-0.3 points between correct implementations");
-        }
-        cJSON *cn = cJSON_AddArrayToObject(root, "classnames");
-        for (int c = 0; c < C; c++) cJSON_AddItemToArray(cn, cJSON_CreateString(classes.s[c]));
-        cJSON *tl = cJSON_AddArrayToObject(root, "templates");
-        for (int t = 0; t < templates.n; t++) cJSON_AddItemToArray(tl, cJSON_CreateString(templates.s[t]));
-        json_text = cJSON_Print(root);
-        FILE *jf = json_text ? fopen(json_out, "w") : NULL;
-        if (!jf || fputs(json_text, jf) < 0 || fputc('\n', jf) == EOF || fclose(jf) != 0) {
-            st = eva_fail(EVA_ERR_IO, "--json %s: cannot write", json_out);
-            goto fail;
-        }
+/* protocol: what was evaluated and how. */
+static void add_protocol_setup(cJSON *p, const zs_run *r, const zs_args *a) {
+    cJSON_AddStringToObject(p, "dataset_type", r->imagenet ? "imagenet1k" : "folder");
+    cJSON_AddStringToObject(p, "data_root", r->ds.root);
+    cJSON_AddNumberToObject(p, "classes", r->C);
+    cJSON_AddStringToObject(p, "class_names", r->class_source);
+    cJSON_AddStringToObject(p, "class_names_sha256", r->ch);
+    cJSON_AddStringToObject(p, "templates", r->templates_name);
+    cJSON_AddNumberToObject(p, "templates_count", r->templates.n);
+    cJSON_AddStringToObject(p, "templates_sha256", r->th);
+    cJSON_AddStringToObject(p, "classifier", "per class: mean of the L2-normalised prompt embeddings, "
+                                             "re-normalised; logits = 100 * cosine (docs/model.md §8)");
+    cJSON_AddStringToObject(p, "preprocess", "convert('RGB') on load (ImageFolder), Resize(S, bicubic, shortest "
+                                             "side), CenterCrop(S), /255, CLIP mean/std (docs/model.md §7)");
+    cJSON_AddNumberToObject(p, "image_size", r->S);
+    cJSON_AddStringToObject(p, "impl", a->impl);
+    cJSON_AddStringToObject(p, "precision", eva_precision_name(r->prec));
+    const char *dev = eva_backend_describe(&r->sess.be);
+    cJSON_AddStringToObject(p, "device", dev ? dev : "cpu");
+    cJSON_AddStringToObject(p, "weights", a->weights);
+    cJSON_AddStringToObject(p, "weights_sha256", r->wsha);
+    cJSON_AddStringToObject(p, "config_source", r->sess.cfg_source ? r->sess.cfg_source : "?");
+}
+
+/* protocol: what happened: counts, skipped files, cache, timings. */
+static void add_protocol_run(cJSON *p, const zs_run *r, const zs_args *a) {
+    cJSON_AddNumberToObject(p, "files_found", (double)r->n_found);
+    if (a->limit) cJSON_AddNumberToObject(p, "limit", (double)a->limit);
+    else cJSON_AddNullToObject(p, "limit");
+    cJSON_AddNumberToObject(p, "images_evaluated", (double)r->met.n);
+    cJSON_AddNumberToObject(p, "images_skipped", (double)r->n_skipped);
+    cJSON *sk = cJSON_AddArrayToObject(p, "skipped");
+    for (int64_t i = 0; i < r->n_skipped; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "path", r->skipped[i].path ? r->skipped[i].path : "?");
+        cJSON_AddStringToObject(o, "reason", r->skipped[i].reason ? r->skipped[i].reason : "?");
+        cJSON_AddItemToArray(sk, o);
     }
-    if (met.n == 0) {
+    cJSON_AddStringToObject(p, "classifier_cache", r->cache_state);
+    if (r->cache_path[0]) cJSON_AddStringToObject(p, "cache_path", r->cache_path);
+    cJSON *tm = cJSON_AddObjectToObject(p, "timing_s");
+    cJSON_AddNumberToObject(tm, "weights_hash", r->t_hash);
+    cJSON_AddNumberToObject(tm, "classifier", r->t_clf);
+    cJSON_AddNumberToObject(tm, "images", r->t_img);
+    cJSON_AddItemToObject(p, "images_per_s", num_or_null(r->t_img > 0 ? (double)r->met.n / r->t_img : NAN));
+    cJSON_AddStringToObject(p, "evabench", EVA_VERSION " (" EVA_GIT_REV ")");
+}
+
+/* reference: the published numbers of the variant beside ours. */
+static void add_reference(cJSON *root, const zs_run *r, const zs_args *a, const eva_zs_published *pub) {
+    const double acc1 = eva_zs_acc1(&r->met);
+    cJSON *o = cJSON_AddObjectToObject(root, "reference");
+    cJSON_AddStringToObject(o, "source", "EVA-CLIP model card (baaivision/EVA EVA-CLIP/README.md), "
+                                         "docs/model.md §10.1; open_clip docs/openclip_results.csv (§10.4)");
+    cJSON_AddNumberToObject(o, "card_acc1", pub->card_acc1 / 100.0);
+    cJSON_AddNumberToObject(o, "open_clip_acc1", pub->open_clip_acc1 / 100.0);
+    cJSON_AddItemToObject(o, "card_acc5", num_or_null(pub->card_acc5 / 100.0));
+    cJSON_AddItemToObject(o, "ours_acc1", num_or_null(acc1));
+    cJSON_AddItemToObject(o, "ours_minus_card_acc1", num_or_null(acc1 - pub->card_acc1 / 100.0));
+    cJSON_AddBoolToObject(o, "comparable", !a->limit && r->n_skipped == 0 && r->met.n == 50000);
+    cJSON_AddStringToObject(o, "note", "card numbers: 50,000 val images, fp16 autocast; expect about "
+                                       "0.1-0.3 points between correct implementations");
+}
+
+/* The CLIP_benchmark-style result with the protocol, the reference, class names and templates. */
+static cJSON *result_json(const zs_run *r, const zs_args *a, const eva_zs_published *pub) {
+    cJSON *root = cJSON_CreateObject();
+    char bn[512];
+    cJSON_AddStringToObject(root, "dataset", r->imagenet ? "imagenet1k" : base_name_buf(bn, sizeof bn, a->data));
+    cJSON_AddStringToObject(root, "model", r->sess.cfg.name);
+    cJSON_AddStringToObject(root, "pretrained", base_name_buf(bn, sizeof bn, a->weights));
+    cJSON_AddStringToObject(root, "task", "zeroshot_classification");
+    cJSON_AddStringToObject(root, "language", "en");
+    cJSON *m = cJSON_AddObjectToObject(root, "metrics");
+    cJSON_AddItemToObject(m, "acc1", num_or_null(eva_zs_acc1(&r->met)));
+    cJSON_AddItemToObject(m, "acc5", num_or_null(eva_zs_acc5(&r->met)));
+    cJSON_AddItemToObject(m, "mean_per_class_recall", num_or_null(eva_zs_mean_per_class_recall(&r->met)));
+    cJSON *p = cJSON_AddObjectToObject(root, "protocol");
+    add_protocol_setup(p, r, a);
+    add_protocol_run(p, r, a);
+    if (pub) add_reference(root, r, a, pub);
+    cJSON *cn = cJSON_AddArrayToObject(root, "classnames");
+    for (int c = 0; c < r->C; c++) cJSON_AddItemToArray(cn, cJSON_CreateString(r->classes.s[c]));
+    cJSON *tl = cJSON_AddArrayToObject(root, "templates");
+    for (int t = 0; t < r->templates.n; t++) cJSON_AddItemToArray(tl, cJSON_CreateString(r->templates.s[t]));
+    return root;
+}
+
+static eva_status write_json(const char *path, const cJSON *root) {
+    char *text = cJSON_Print(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = false;
+    free(text);
+    return ok ? EVA_OK : eva_fail(EVA_ERR_IO, "--json %s: cannot write", path);
+}
+
+/* Summary on stdout, --json; exit 2 when no file was an image. */
+static int report(const zs_run *r, const zs_args *a) {
+    const eva_zs_published *pub = r->imagenet ? eva_zs_published_find(r->sess.cfg.name) : NULL;
+    print_summary(r, a, pub);
+    if (a->json) {
+        cJSON *root = result_json(r, a, pub);
+        eva_status st = write_json(a->json, root);
+        cJSON_Delete(root);
+        if (st != EVA_OK) return eva_cli_fail("zeroshot", st);
+    }
+    if (r->met.n == 0) {
         fprintf(stderr, "evabench zeroshot: none of the %lld files under %s could be read as an image\n",
-                (long long)ds.n_items, ds.root);
-        code = 2;
-    } else {
-        code = 0;
+                (long long)r->ds.n_items, r->ds.root);
+        return 2;
     }
-    goto done;
-fail:
-    code = eva_cli_fail("zeroshot", st);
-done:
-    if (pred) fclose(pred);
-    cJSON_Delete(root);
-    free(json_text);
-    for (int64_t i = 0; i < n_skipped; i++) free(skipped[i].path), free(skipped[i].reason);
-    free(skipped);
-    free(W), free(pix), free(feat), free(logits), free(batch_label), free(batch_item);
-    eva_zs_metrics_free(&met);
-    eva_zs_list_free(&classes);
-    eva_zs_list_free(&templates);
-    eva_zs_dataset_free(&ds);
-    eva_zs_session_close(&sess);
+    return 0;
+}
+
+int eva_cmd_zeroshot(int argc, char **argv) {
+    zs_args a;
+    int code = parse(&a, argc, argv);
+    if (code >= 0) return code;
+    zs_run r = {0};
+    eva_status st = prepare(&r, &a);
+    if (st == EVA_OK) st = open_model(&r, &a);
+    if (st == EVA_OK) st = classifier(&r, &a);
+    if (st == EVA_OK) st = evaluate(&r, &a);
+    code = st == EVA_OK ? report(&r, &a) : eva_cli_fail("zeroshot", st);
+    run_free(&r);
     return code;
 }
