@@ -289,6 +289,76 @@ START_TEST(scan_matches_imagefolder) {
 }
 END_TEST
 
+/* Writes text to path (a test fixture). */
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(dataset_type_and_class_names) {
+    char dir[1024], src[1200];
+    snprintf(dir, sizeof dir, "%s/golden/zeroshot/images", src_dir());
+    eva_zs_dataset ds;
+    eva_zs_list names = {0};
+    bool imagenet = true;
+    /* auto: 8 folders that are not WordNet ids -> folder; imagenet1k refuses 8 folders */
+    ck_assert_int_eq(eva_zs_dataset_open(&ds, &imagenet, dir, EVA_ZS_AUTO), EVA_OK);
+    ck_assert(!imagenet);
+    ck_assert_int_eq(ds.n_classes, 8);
+    /* folder default: DIR/classnames.txt, in folder order */
+    ck_assert_int_eq(eva_zs_class_names(&names, src, sizeof src, &ds, NULL, false), EVA_OK);
+    ck_assert_int_eq(names.n, 8);
+    ck_assert_str_eq(names.s[3], "golden retriever");
+    ck_assert_ptr_nonnull(strstr(src, "classnames.txt"));
+    eva_zs_list_free(&names);
+    /* imagenet names (1000) on 8 folders, an empty file, a file of 2: refused, naming the source */
+    ck_assert_int_eq(eva_zs_class_names(&names, src, sizeof src, &ds, NULL, true), EVA_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "1000 class names"));
+    eva_zs_list_free(&names);
+    char tmp[] = "/tmp/eva_zs_XXXXXX", p[600];
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(p, sizeof p, "%s/names.txt", tmp);
+    write_text(p, "");
+    ck_assert_int_eq(eva_zs_class_names(&names, src, sizeof src, &ds, p, false), EVA_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "empty class list"));
+    eva_zs_list_free(&names);
+    write_text(p, "a\nb\n");
+    ck_assert_int_eq(eva_zs_class_names(&names, src, sizeof src, &ds, p, false), EVA_ERR_INVALID_ARG);
+    ck_assert_str_eq(src, p);
+    eva_zs_list_free(&names);
+    unlink(p);
+    eva_zs_dataset_free(&ds);
+    ck_assert_int_eq(eva_zs_dataset_open(&ds, &imagenet, dir, EVA_ZS_IMAGENET1K), EVA_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "found 8 folders"));
+    eva_zs_dataset_free(&ds);
+    /* no classnames.txt: the folder names */
+    const char *sub[] = {"b_dog", "a_cat"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", tmp, sub[i]);
+        ck_assert_int_eq(mkdir(p, 0700), 0);
+        snprintf(p, sizeof p, "%s/%s/x.jpg", tmp, sub[i]);
+        write_text(p, "x");
+    }
+    ck_assert_int_eq(eva_zs_dataset_open(&ds, &imagenet, tmp, EVA_ZS_FOLDER), EVA_OK);
+    ck_assert_int_eq(eva_zs_class_names(&names, src, sizeof src, &ds, NULL, false), EVA_OK);
+    ck_assert_int_eq(names.n, 2);
+    ck_assert_str_eq(names.s[0], "a_cat");
+    ck_assert_str_eq(names.s[1], "b_dog");
+    ck_assert_str_eq(src, "class folder names");
+    eva_zs_list_free(&names);
+    eva_zs_dataset_free(&ds);
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s/x.jpg", tmp, sub[i]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/%s", tmp, sub[i]);
+        rmdir(p);
+    }
+    rmdir(tmp);
+}
+END_TEST
+
 START_TEST(cache_roundtrip) {
     char dir[] = "/tmp/eva_zs_XXXXXX", path[512], key[65], other[65];
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -464,6 +534,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, metrics_clip_benchmark);
     tcase_add_test(tc, published_numbers);
     tcase_add_test(tc, scan_matches_imagefolder);
+    tcase_add_test(tc, dataset_type_and_class_names);
     tcase_add_test(tc, cache_roundtrip);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("parity");
