@@ -8,10 +8,11 @@
  * builder (per class: mean of the L2-normalised prompt embeddings, re-normalised), logits
  * (100 · cosine), top-k, metrics (acc1, acc5, mean per-class recall as CLIP_benchmark), the
  * classifier cache (HDF5 keyed by weights sha256, template and class-name text, impl, precision),
- * SHA-256, the ImageFolder-style image loader, and the progress line.
- * Does not own: the towers (reached through a text-encoder callback, in practice harness/backend.h),
- * the tokenizer (ref/eva_tokenizer.h), image decoding/preprocessing (ref/eva_image.h), printing of
- * results or option parsing (harness/cmd_zeroshot.c, cmd_classify.c).
+ * SHA-256, the ImageFolder-style image loader, the dataset type and class-name sources, and the
+ * progress line.
+ * Does not own: the towers (reached through a text-encoder callback, in practice the backend of
+ * eva_backend.h), the tokenizer (eva_tokenizer.h), image decoding/preprocessing (eva_image.h),
+ * printing of results or option parsing (harness/cli/cmd_zeroshot.c, cmd_classify.c).
  *
  * Library code: returns eva_status with eva_fail() messages; prints nothing except through the
  * progress helper, which the command enables explicitly.
@@ -199,7 +200,7 @@ void eva_zs_progress_update(eva_zs_progress *p, int64_t done, int64_t total, dou
 void eva_zs_progress_end(eva_zs_progress *p, int64_t done, int64_t total, double top1);
 double eva_zs_now(void);
 
-/* ---- published numbers (docs/model.md §10) ------------------------------------------------------------ */
+/* ---- published numbers (docs/model.md §10) --------------------------------------------------- */
 typedef struct {
     const char *official;  /* EVA02-CLIP-B-16 */
     const char *open_clip; /* EVA02-B-16 */
