@@ -11,19 +11,6 @@ static const char *const default_epilog =
     "Exit status: 0 success, 1 a verification or parity check failed, 2 bad usage or bad input (the\n"
     "message names the file, tensor or option), 3 internal failure.\n";
 
-int eva_cli_opt_value(int argc, char **argv, int *i, const char *name, const char **out) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *out = argv[++*i];
-    return 1;
-}
-
 bool eva_cli_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     if (!s || !*s) return false;

@@ -65,10 +65,6 @@ int eva_cli_parse(const eva_cli_spec *spec, int argc, char **argv);
 /* The --help text of spec on f. */
 void eva_cli_help(const eva_cli_spec *spec, FILE *f);
 
-/* Older single-option matcher, kept while commands move to eva_cli_parse: matches argv[*i]
- * against `--name VALUE` or `--name=VALUE`. Returns 1 matched, 0 not this option, -1 no value. */
-int eva_cli_opt_value(int argc, char **argv, int *i, const char *name, const char **out);
-
 /* Parses a whole decimal integer in [lo, hi]; false on anything else (empty, junk, range). */
 bool eva_cli_parse_long(const char *s, long lo, long hi, long *out);
 
