@@ -4,8 +4,8 @@
 #   tests/cli_<name>.sh     shell tests of the CLI, ctest label cli
 #   tests/lint_layers.py    the structure rules of the tree (label lint)
 #   tests/golden_<name>.sh  shell tests that need the golden environment (golden/.venv: PyTorch,
-#                           open_clip, timm), ctest label golden; `make test` leaves them out,
-#                           `make test-golden` makes the environment and runs them
+#                           open_clip, timm), ctest label golden; `make test` runs them when
+#                           golden/.venv exists (.ci/run makes it), `make test-golden` too
 #   tests/example/          an out-of-tree project built against the installed package (label
 #                           install)
 # GPU suites exit 77 (ctest "skipped") without a device; a build without CUDA lists them as
