@@ -178,9 +178,9 @@ START_TEST(test_tensor_table) {
     eva_tblock_weights tb[12];
     static float fake[1];
     eva_tensors_bind(&w, vb, tb, &tt, fake);
-    ck_assert_ptr_nonnull(w.vision.blocks[11].fc1_g_w);
-    ck_assert_ptr_null(w.vision.blocks[11].fc1_w);
-    ck_assert_ptr_null(w.vision.blocks[0].qkv_w);
+    ck_assert_ptr_nonnull(w.vision.blocks[11].fc1_g_w.data);
+    ck_assert_ptr_null(w.vision.blocks[11].fc1_w.data);
+    ck_assert_ptr_null(w.vision.blocks[0].qkv_w.data);
     ck_assert_ptr_nonnull(w.text.blocks[11].c_proj_b);
     ck_assert_ptr_nonnull(w.logit_scale);
     ck_assert_int_eq(w.vision.depth, 12);

@@ -119,10 +119,43 @@ static void write_model(const eva_model *m, const char *p, int official, eva_st_
     il_write(&l, p, NULL);
 }
 
+/* Every tensor, widened to fp32, bit for bit the same in both models (wherever each holds it). */
 static void assert_same_arena(const eva_model *a, const eva_model *b) {
-    ck_assert_int_eq(a->tensors.arena_floats, b->tensors.arena_floats);
-    ck_assert_msg(!memcmp(a->arena, b->arena, (size_t)a->tensors.arena_floats * sizeof(float)),
-                  "arenas differ (%s vs %s)", a->source, b->source);
+    ck_assert_int_eq(a->tensors.count, b->tensors.count);
+    for (int j = 0; j < a->tensors.count; j++) {
+        const eva_tensor_desc *d = &a->tensors.items[j];
+        float *x = malloc((size_t)d->numel * sizeof *x + 4), *y = malloc((size_t)d->numel * sizeof *y + 4);
+        ck_assert(x && y);
+        eva_model_tensor_f32(a, j, x);
+        eva_model_tensor_f32(b, j, y);
+        ck_assert_msg(!memcmp(x, y, (size_t)d->numel * sizeof(float)), "%s differs (%s vs %s)", d->name, a->source,
+                      b->source);
+        free(x);
+        free(y);
+    }
+}
+
+/* Typed tensors are served by the file mapping in the file's dtype, the others by the fp32
+ * arena; the bytes held are what eva_model_plan_bytes predicted from the header. */
+static void assert_placement(const eva_model *m, eva_dtype file_dt) {
+    const char *lo = m->maps && m->nmaps == 1 ? m->maps[0].addr : NULL;
+    ck_assert_ptr_nonnull(lo);
+    int64_t mapped = 0;
+    for (int j = 0; j < m->tensors.count; j++) {
+        const eva_tensor_desc *d = &m->tensors.items[j];
+        const char *p = m->at[j].data;
+        int in_map = p >= lo && p < lo + m->maps[0].len;
+        ck_assert_msg(in_map == d->typed, "%s: typed %d, in the mapping %d", d->name, d->typed, in_map);
+        ck_assert_int_eq(m->at[j].dtype, d->typed ? file_dt : EVA_DT_F32);
+        if (!d->typed) ck_assert_uint_eq((uintptr_t)p % 64, 0);
+        if (d->typed) mapped += d->numel * (int64_t)eva_dtype_size(file_dt);
+    }
+    ck_assert_int_eq(m->bytes.mapped_bytes[0] + m->bytes.mapped_bytes[1] + m->bytes.mapped_bytes[2], mapped);
+    eva_weights_bytes plan;
+    ck_assert_msg(eva_model_plan_bytes(&plan, m->source, &m->cfg) == EVA_OK, "%s", eva_last_error());
+    ck_assert_int_eq(plan.arena_bytes, m->bytes.arena_bytes);
+    for (int t = 0; t < 3; t++) ck_assert_int_eq(plan.mapped_bytes[t], m->bytes.mapped_bytes[t]);
+    ck_assert_int_lt(m->bytes.arena_bytes, mapped); /* matrices dominate even the tiny models */
 }
 
 /* Loads `p` with cfg, expecting failure `want` and a one-line message naming p and each needle. */
@@ -166,15 +199,19 @@ START_TEST(roundtrip_f32_views_bound) {
     ck_assert_str_eq(m.cfg.name, "t-eva02");
     int j = eva_tensors_find(&m.tensors, "visual.trunk.blocks.1.mlp.fc1_g.weight");
     ck_assert_int_ge(j, 0);
-    ck_assert_ptr_eq(m.w.vision.blocks[1].fc1_g_w, m.arena + m.tensors.items[j].offset);
+    ck_assert_ptr_eq(m.w.vision.blocks[1].fc1_g_w.data, m.at[j].data);
+    ck_assert_int_eq(m.w.vision.blocks[1].fc1_g_w.dtype, EVA_DT_F32);
     j = eva_tensors_find(&m.tensors, "text.transformer.resblocks.1.attn.in_proj_weight");
-    ck_assert_ptr_eq(m.w.text.blocks[1].in_proj_w, m.arena + m.tensors.items[j].offset);
+    ck_assert_ptr_eq(m.w.text.blocks[1].in_proj_w.data, m.at[j].data);
+    j = eva_tensors_find(&m.tensors, "visual.trunk.blocks.1.mlp.norm.bias");
+    ck_assert_ptr_eq(m.w.vision.blocks[1].mlp_norm_b, m.at[j].data);
     ck_assert_int_eq(m.w.vision.depth, 2);
     ck_assert_int_eq(m.w.text.layers, 2);
-    ck_assert_ptr_null(m.w.vision.blocks[0].qkv_w); /* split family */
+    ck_assert_ptr_null(m.w.vision.blocks[0].qkv_w.data); /* split family */
     ck_assert_ptr_nonnull(m.w.vision.blocks[0].mlp_norm_b);
     ck_assert(*m.w.logit_scale == (float)log(100.0));
     ck_assert_uint_eq((uintptr_t)m.arena % 64, 0);
+    assert_placement(&m, EVA_DT_F32); /* F32 files are mapped, not copied */
     eva_model_free(&m);
     eva_model_free(&src);
 }
@@ -192,6 +229,7 @@ START_TEST(three_dtypes_identical) {
             write_model(&src, path, c == 2, dts[d]); /* 8B: official naming only */
             load_ok(&m, path, cfgs[c]);
             assert_same_arena(&src, &m);
+            assert_placement(&m, (eva_dtype)dts[d]); /* F16/BF16 stay 2 bytes per value */
             eva_model_free(&m);
         }
         eva_model_free(&src);
@@ -336,7 +374,7 @@ START_TEST(official_only_family) {
     ck_assert_ptr_null(m.w.vision.norm_b);
     ck_assert_ptr_null(m.w.vision.head_b);
     ck_assert_ptr_null(m.w.vision.blocks[0].q_b);
-    ck_assert_ptr_nonnull(m.w.vision.blocks[0].qkv_w);
+    ck_assert_ptr_nonnull(m.w.vision.blocks[0].qkv_w.data);
     eva_model_free(&m);
     write_model(&src, path, 0, EVA_ST_F32); /* open_clip naming: refused */
     expect_load_fail(path, cfg_8b, EVA_ERR_SHAPE, "unexpected", "visual.trunk.blocks.0.attn.qkv.weight",
@@ -472,6 +510,44 @@ START_TEST(random_full_size_b16_is_fast) {
 }
 END_TEST
 
+/* eva_model_write_random streams init_random's values: loading the file gives them rounded to
+ * the file's dtype, and the plan of the file matches the load. */
+START_TEST(write_random_matches_init_random) {
+    const char *cfgs[2] = {cfg_eva02, cfg_8b};
+    for (int c = 0; c < 2; c++) {
+        eva_model src, m;
+        eva_config cfg;
+        get_cfg(&cfg, cfgs[c]);
+        random_model(&src, cfgs[c], 9);
+        for (int64_t k = 0; k < src.tensors.arena_floats; k++) src.arena[k] = eva_bf16_to_f32(eva_f32_to_bf16(src.arena[k]));
+        ck_assert_msg(eva_model_write_random(path, &cfg, 9, EVA_DT_BF16) == EVA_OK, "%s", eva_last_error());
+        eva_config from_meta;
+        ck_assert_msg(eva_model_config_from_weights(&from_meta, path) == EVA_OK, "%s", eva_last_error());
+        ck_assert_str_eq(from_meta.name, cfg.name);
+        load_ok(&m, path, cfgs[c]);
+        assert_same_arena(&src, &m);
+        assert_placement(&m, EVA_DT_BF16);
+        eva_model_free(&m);
+        eva_model_free(&src);
+    }
+}
+END_TEST
+
+/* The branch-free F16 widening of the GEMM's packing equals the reference conversion on all
+ * 65536 inputs (NaNs: both NaN with the same bits). */
+START_TEST(f16_widening_exhaustive) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float a = eva_f16_to_f32((uint16_t)h), b = eva_f16_to_f32_flat((uint16_t)h);
+        ck_assert_msg(eva_f32_to_bits(a) == eva_f32_to_bits(b), "0x%04x: %08x vs %08x", h, eva_f32_to_bits(a),
+                      eva_f32_to_bits(b));
+    }
+    uint16_t hs[3] = {0x3c00, 0x0001, 0xfbff};
+    float out[3];
+    eva_widen(out, hs, EVA_DT_F16, 0, 3);
+    ck_assert(out[0] == 1.0f && out[1] == ldexpf(1, -24) && out[2] == -65504.0f);
+}
+END_TEST
+
 START_TEST(free_is_safe) {
     eva_model m;
     memset(&m, 0, sizeof m);
@@ -544,6 +620,8 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(t, config_from_metadata);
     tcase_add_test(t, random_deterministic_and_sane);
     tcase_add_test(t, random_full_size_b16_is_fast);
+    tcase_add_test(t, write_random_matches_init_random);
+    tcase_add_test(t, f16_widening_exhaustive);
     tcase_add_test(t, free_is_safe);
     tcase_add_test(t, golden_variants_identical);
     suite_add_tcase(s, t);

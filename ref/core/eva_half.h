@@ -5,10 +5,16 @@
  * used by the safetensors writer and by tests) rounds to nearest, ties to even, overflows to inf
  * and keeps NaN a NaN (quiet). Header-only, static inline, no libm, valid C11 and C++ so CUDA
  * host code can include it. This file owns no memory and knows nothing of files.
+ *
+ * It also names the dtypes weights are held in (eva_dtype: a tensor stays in its file's dtype,
+ * 2 bytes per value for F16/BF16) with a typed pointer to such a tensor (eva_wmat) and the
+ * widening of a run of stored values to fp32 (eva_widen), which the GEMM's weight packing, the
+ * embedding lookup and the CUDA upload use.
  */
 #ifndef EVA_HALF_H
 #define EVA_HALF_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -84,6 +90,46 @@ static inline uint16_t eva_f32_to_bf16(float f) {
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
     x += 0x7fffu + ((x >> 16) & 1u);
     return (uint16_t)(x >> 16);
+}
+
+/* ---- weights held in their stored dtype -------------------------------------------------------- */
+
+/* The numbering matches eva_st_dtype's F32, F16 and BF16. */
+typedef enum { EVA_DT_F32 = 0, EVA_DT_F16 = 1, EVA_DT_BF16 = 2 } eva_dtype;
+
+static inline size_t eva_dtype_size(eva_dtype dt) { return dt == EVA_DT_F32 ? 4 : 2; }
+static inline const char *eva_dtype_name(eva_dtype dt) {
+    return dt == EVA_DT_F32 ? "F32" : dt == EVA_DT_F16 ? "F16" : "BF16";
+}
+
+/* A weight tensor in its stored dtype (little-endian values, row-major); never owns memory. */
+typedef struct {
+    const void *data;
+    eva_dtype dtype;
+} eva_wmat;
+
+/* The same as eva_f16_to_f32, without branches (a loop of it vectorises): the 15 exponent and
+ * mantissa bits placed in an fp32's and scaled by 2^112 rebias normals and subnormals exactly
+ * (fp32 subnormals are not flushed: no fast-math anywhere); inf and NaN get the fp32 exponent. */
+static inline float eva_f16_to_f32_flat(uint16_t h) {
+    uint32_t em = (uint32_t)h & 0x7fffu;
+    float f = eva_bits_to_f32(em << 13) * 5.192296858534828e+33f; /* 2^112 */
+    uint32_t bits = eva_f32_to_bits(f);
+    bits = em >= 0x7c00u ? (0x7f800000u | (em << 13)) : bits;
+    return eva_bits_to_f32(bits | ((uint32_t)(h & 0x8000u) << 16));
+}
+
+/* dst[0..n) = src[first .. first + n) of a tensor stored as dt, widened exactly to fp32. */
+static inline void eva_widen(float *dst, const void *src, eva_dtype dt, size_t first, size_t n) {
+    if (dt == EVA_DT_F32) {
+        memcpy(dst, (const float *)src + first, n * sizeof(float));
+    } else if (dt == EVA_DT_BF16) {
+        const uint16_t *s = (const uint16_t *)src + first;
+        for (size_t k = 0; k < n; k++) dst[k] = eva_bits_to_f32((uint32_t)s[k] << 16);
+    } else {
+        const uint16_t *s = (const uint16_t *)src + first;
+        for (size_t k = 0; k < n; k++) dst[k] = eva_f16_to_f32_flat(s[k]);
+    }
 }
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -467,6 +468,26 @@ int eva_safetensors_metadata_at(const eva_safetensors *st, int i, const char **k
     return 1;
 }
 
+eva_status eva_safetensors_map(const eva_safetensors *st, void **addr, size_t *len) {
+    *addr = NULL;
+    *len = 0;
+    if (!st || st->fd < 0) return eva_fail(EVA_ERR_INVALID_ARG, "eva_safetensors_map: no open file");
+    if (st->file_size > (uint64_t)SIZE_MAX)
+        return eva_fail(EVA_ERR_IO, "%s: %" PRIu64 " bytes cannot be mapped here", st->path, st->file_size);
+    void *p = mmap(NULL, (size_t)st->file_size, PROT_READ, MAP_PRIVATE, st->fd, 0);
+    if (p == MAP_FAILED) return eva_fail(EVA_ERR_IO, "%s: cannot map the file: %s", st->path, strerror(errno));
+    *addr = p;
+    *len = (size_t)st->file_size;
+    return EVA_OK;
+}
+
+uint64_t eva_safetensors_data_offset(const eva_safetensors *st, int i) {
+    if (!st || i < 0 || i >= st->n) return 0;
+    return st->data_start + st->t[i].begin;
+}
+
+int eva_safetensors_native_order(void) { return host_is_little_endian(); }
+
 #define ST_CHUNK_ELEMS ((size_t)1 << 20)
 
 /* Tensor i of a composite handle: its pieces one after the other, or the transpose of its one
@@ -652,25 +673,32 @@ eva_status eva_safetensors_read_f32(const eva_safetensors *st, int i, float *dst
 
 /* ---- writer ---------------------------------------------------------------------------------- */
 
-static int st_write_data(FILE *f, const eva_st_write_item *it, int64_t numel) {
+/* Values come from it->data or, without it, from fill() one chunk at a time. */
+static int st_write_data(FILE *f, const eva_st_write_item *it, int i, int64_t numel, eva_st_fill fill, void *ctx) {
     unsigned char buf[4096];
+    float chunk[512];
     size_t k = 0;
-    for (int64_t j = 0; j < numel; j++) {
-        float v = it->data[j];
-        if (it->dtype == EVA_ST_F32) {
-            uint32_t b = eva_f32_to_bits(v);
-            buf[k++] = (unsigned char)b;
-            buf[k++] = (unsigned char)(b >> 8);
-            buf[k++] = (unsigned char)(b >> 16);
-            buf[k++] = (unsigned char)(b >> 24);
-        } else {
-            uint16_t h = it->dtype == EVA_ST_F16 ? eva_f32_to_f16(v) : eva_f32_to_bf16(v);
-            buf[k++] = (unsigned char)h;
-            buf[k++] = (unsigned char)(h >> 8);
-        }
-        if (k + 4 > sizeof buf) {
-            if (fwrite(buf, 1, k, f) != k) return -1;
-            k = 0;
+    for (int64_t j0 = 0; j0 < numel; j0 += 512) {
+        int64_t m = numel - j0 < 512 ? numel - j0 : 512;
+        const float *src = it->data ? it->data + j0 : chunk;
+        if (!it->data && fill(ctx, i, j0, m, chunk) != 0) return -1;
+        for (int64_t j = 0; j < m; j++) {
+            float v = src[j];
+            if (it->dtype == EVA_ST_F32) {
+                uint32_t b = eva_f32_to_bits(v);
+                buf[k++] = (unsigned char)b;
+                buf[k++] = (unsigned char)(b >> 8);
+                buf[k++] = (unsigned char)(b >> 16);
+                buf[k++] = (unsigned char)(b >> 24);
+            } else {
+                uint16_t h = it->dtype == EVA_ST_F16 ? eva_f32_to_f16(v) : eva_f32_to_bf16(v);
+                buf[k++] = (unsigned char)h;
+                buf[k++] = (unsigned char)(h >> 8);
+            }
+            if (k + 4 > sizeof buf) {
+                if (fwrite(buf, 1, k, f) != k) return -1;
+                k = 0;
+            }
         }
     }
     if (k && fwrite(buf, 1, k, f) != k) return -1;
@@ -679,6 +707,11 @@ static int st_write_data(FILE *f, const eva_st_write_item *it, int64_t numel) {
 
 eva_status eva_safetensors_write(const char *path, const eva_st_write_item *items, int n,
                                  const char *const *metadata) {
+    return eva_safetensors_write_stream(path, items, n, metadata, NULL, NULL);
+}
+
+eva_status eva_safetensors_write_stream(const char *path, const eva_st_write_item *items, int n,
+                                        const char *const *metadata, eva_st_fill fill, void *ctx) {
     eva_status s = EVA_OK;
     cJSON *root = cJSON_CreateObject();
     char *json = NULL;
@@ -721,7 +754,7 @@ eva_status eva_safetensors_write(const char *path, const eva_st_write_item *item
             }
             ne *= it->shape[d];
         }
-        if (ne > 0 && !it->data) {
+        if (ne > 0 && !it->data && !fill) {
             s = eva_fail(EVA_ERR_INVALID_ARG, "%s: tensor '%s': no data", path, it->name);
             goto fail;
         }
@@ -755,7 +788,7 @@ eva_status eva_safetensors_write(const char *path, const eva_st_write_item *item
     for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)((uint64_t)padded >> (8 * k));
     int bad = fwrite(lenb, 1, 8, f) != 8 || fwrite(json, 1, jl, f) != jl;
     for (size_t k = jl; k < padded && !bad; k++) bad = fputc(' ', f) == EOF;
-    for (int i = 0; i < n && !bad; i++) bad = st_write_data(f, &items[i], numel[i]) != 0;
+    for (int i = 0; i < n && !bad; i++) bad = st_write_data(f, &items[i], i, numel[i], fill, ctx) != 0;
     if (fclose(f) != 0) bad = 1;
     f = NULL;
     if (bad) s = eva_fail(EVA_ERR_IO, "%s: write failed: %s", path, strerror(errno));

@@ -65,6 +65,18 @@ int eva_safetensors_find(const eva_safetensors *st, const char *name);
  * dtypes; EVA_ERR_IO if the file cannot be read (e.g. it shrank since open). */
 eva_status eva_safetensors_read_f32(const eva_safetensors *st, int i, float *dst, int64_t dst_numel);
 
+/* Maps the whole file read-only (mmap PROT_READ, MAP_PRIVATE): *addr, *len. The mapping belongs
+ * to the caller (munmap(*addr, *len)) and outlives the handle; tensor i's bytes start at
+ * *addr + eva_safetensors_data_offset(st, i). Pages are read from the file (page cache) on first
+ * touch and, being clean, may be dropped and re-read under memory pressure. A file truncated while
+ * it is mapped faults (SIGBUS) on the next touch of a lost page, as with every mapped loader.
+ * EVA_ERR_IO naming the file when the system refuses the mapping. */
+eva_status eva_safetensors_map(const eva_safetensors *st, void **addr, size_t *len);
+/* Byte offset of tensor i's data from the start of the file. */
+uint64_t eva_safetensors_data_offset(const eva_safetensors *st, int i);
+/* 1 when this host's byte order is the file's (little-endian), so mapped values can be read as is. */
+int eva_safetensors_native_order(void);
+
 /* Value of a __metadata__ key, or NULL if absent. Owned by the handle. */
 const char *eva_safetensors_metadata(const eva_safetensors *st, const char *key);
 int eva_safetensors_metadata_count(const eva_safetensors *st);
@@ -113,5 +125,11 @@ typedef struct {
  * `metadata` is NULL or a NULL-terminated list of key, value, key, value, ... strings. */
 eva_status eva_safetensors_write(const char *path, const eva_st_write_item *items, int n,
                                  const char *const *metadata);
+/* The same for files too large to hold: an item whose data is NULL gets its values from
+ * fill(ctx, item, first, count, dst), asked for consecutive chunks (count <= 512); a nonzero
+ * return stops the write (EVA_ERR_IO). */
+typedef int (*eva_st_fill)(void *ctx, int item, int64_t first, int64_t count, float *dst);
+eva_status eva_safetensors_write_stream(const char *path, const eva_st_write_item *items, int n,
+                                        const char *const *metadata, eva_st_fill fill, void *ctx);
 
 #endif

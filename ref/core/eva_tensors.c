@@ -56,12 +56,18 @@ typedef struct {
     eva_presence when;
     eva_view_kind view;
     size_t field;
+    int typed; /* an eva_wmat view (GEMM weight, embedding table) */
 } eva_tensor_spec;
 
-#define VF(f) EVA_VIEW_VISION, offsetof(eva_vision_weights, f)
-#define VB(f) EVA_VIEW_VBLOCK, offsetof(eva_vblock_weights, f)
-#define TF(f) EVA_VIEW_TEXT, offsetof(eva_text_weights, f)
-#define TB(f) EVA_VIEW_TBLOCK, offsetof(eva_tblock_weights, f)
+#define VF(f) EVA_VIEW_VISION, offsetof(eva_vision_weights, f), 0
+#define VB(f) EVA_VIEW_VBLOCK, offsetof(eva_vblock_weights, f), 0
+#define TF(f) EVA_VIEW_TEXT, offsetof(eva_text_weights, f), 0
+#define TB(f) EVA_VIEW_TBLOCK, offsetof(eva_tblock_weights, f), 0
+/* typed (eva_wmat) views */
+#define VFM(f) EVA_VIEW_VISION, offsetof(eva_vision_weights, f), 1
+#define VBM(f) EVA_VIEW_VBLOCK, offsetof(eva_vblock_weights, f), 1
+#define TFM(f) EVA_VIEW_TEXT, offsetof(eva_text_weights, f), 1
+#define TBM(f) EVA_VIEW_TBLOCK, offsetof(eva_tblock_weights, f), 1
 
 /* prefix: visual.trunk. (open_clip) / visual. (official) */
 static const eva_tensor_spec vision_specs[] = {
@@ -76,56 +82,56 @@ static const eva_tensor_spec vblock_specs[] = {
     {"norm1.bias", NULL, SH_D, P_LAYERNORM, VB(norm1_b)},
     {"attn.q_bias", NULL, SH_D, P_FUSED_QVBIAS, VB(q_b)},
     {"attn.v_bias", NULL, SH_D, P_FUSED_QVBIAS, VB(v_b)},
-    {"attn.qkv.weight", NULL, SH_3D_D, P_FUSED, VB(qkv_w)},
-    {"attn.q_proj.weight", NULL, SH_D_D, P_SPLIT, VB(q_w)},
+    {"attn.qkv.weight", NULL, SH_3D_D, P_FUSED, VBM(qkv_w)},
+    {"attn.q_proj.weight", NULL, SH_D_D, P_SPLIT, VBM(q_w)},
     {"attn.q_proj.bias", "attn.q_bias", SH_D, P_SPLIT_QVBIAS, VB(q_b)},
-    {"attn.k_proj.weight", NULL, SH_D_D, P_SPLIT, VB(k_w)},
-    {"attn.v_proj.weight", NULL, SH_D_D, P_SPLIT, VB(v_w)},
+    {"attn.k_proj.weight", NULL, SH_D_D, P_SPLIT, VBM(k_w)},
+    {"attn.v_proj.weight", NULL, SH_D_D, P_SPLIT, VBM(v_w)},
     {"attn.v_proj.bias", "attn.v_bias", SH_D, P_SPLIT_QVBIAS, VB(v_b)},
     {"attn.norm.weight", "attn.inner_attn_ln.weight", SH_D, P_SUBLN, VB(attn_norm_w)},
     {"attn.norm.bias", "attn.inner_attn_ln.bias", SH_D, P_SUBLN, VB(attn_norm_b)},
-    {"attn.proj.weight", NULL, SH_D_D, P_ALL, VB(proj_w)},
+    {"attn.proj.weight", NULL, SH_D_D, P_ALL, VBM(proj_w)},
     {"attn.proj.bias", NULL, SH_D, P_ALL, VB(proj_b)},
     {"norm2.weight", NULL, SH_D, P_ALL, VB(norm2_w)},
     {"norm2.bias", NULL, SH_D, P_LAYERNORM, VB(norm2_b)},
-    {"mlp.fc1.weight", NULL, SH_F_D, P_GELU, VB(fc1_w)},
+    {"mlp.fc1.weight", NULL, SH_F_D, P_GELU, VBM(fc1_w)},
     {"mlp.fc1.bias", NULL, SH_F, P_GELU, VB(fc1_b)},
-    {"mlp.fc1_g.weight", "mlp.w1.weight", SH_F_D, P_SWIGLU, VB(fc1_g_w)},
+    {"mlp.fc1_g.weight", "mlp.w1.weight", SH_F_D, P_SWIGLU, VBM(fc1_g_w)},
     {"mlp.fc1_g.bias", "mlp.w1.bias", SH_F, P_SWIGLU, VB(fc1_g_b)},
-    {"mlp.fc1_x.weight", "mlp.w2.weight", SH_F_D, P_SWIGLU, VB(fc1_x_w)},
+    {"mlp.fc1_x.weight", "mlp.w2.weight", SH_F_D, P_SWIGLU, VBM(fc1_x_w)},
     {"mlp.fc1_x.bias", "mlp.w2.bias", SH_F, P_SWIGLU, VB(fc1_x_b)},
     {"mlp.norm.weight", "mlp.ffn_ln.weight", SH_F, P_SWIGLU_SUBLN, VB(mlp_norm_w)},
     {"mlp.norm.bias", "mlp.ffn_ln.bias", SH_F, P_SWIGLU_SUBLN, VB(mlp_norm_b)},
-    {"mlp.fc2.weight", NULL, SH_D_F, P_GELU, VB(fc2_w)},
+    {"mlp.fc2.weight", NULL, SH_D_F, P_GELU, VBM(fc2_w)},
     {"mlp.fc2.bias", NULL, SH_D, P_GELU, VB(fc2_b)},
-    {"mlp.fc2.weight", "mlp.w3.weight", SH_D_F, P_SWIGLU, VB(fc2_w)},
+    {"mlp.fc2.weight", "mlp.w3.weight", SH_D_F, P_SWIGLU, VBM(fc2_w)},
     {"mlp.fc2.bias", "mlp.w3.bias", SH_D, P_SWIGLU, VB(fc2_b)},
 };
 /* prefix: visual.trunk. / visual. (after the blocks) */
 static const eva_tensor_spec vision_tail_specs[] = {
     {"norm.weight", NULL, SH_D, P_ALL, VF(norm_w)},
     {"norm.bias", NULL, SH_D, P_LAYERNORM, VF(norm_b)},
-    {"head.weight", NULL, SH_E_D, P_ALL, VF(head_w)},
+    {"head.weight", NULL, SH_E_D, P_ALL, VFM(head_w)},
     {"head.bias", NULL, SH_E, P_HEAD_BIAS, VF(head_b)},
 };
 /* prefix: text. (same in both namings) */
 static const eva_tensor_spec text_specs[] = {
-    {"token_embedding.weight", NULL, SH_V_W, P_ALL, TF(token_embedding)},
+    {"token_embedding.weight", NULL, SH_V_W, P_ALL, TFM(token_embedding)},
     {"positional_embedding", NULL, SH_L_W, P_ALL, TF(positional_embedding)},
 };
 /* prefix: text.transformer.resblocks.<i>. */
 static const eva_tensor_spec tblock_specs[] = {
     {"ln_1.weight", NULL, SH_W, P_ALL, TB(ln_1_w)},
     {"ln_1.bias", NULL, SH_W, P_ALL, TB(ln_1_b)},
-    {"attn.in_proj_weight", NULL, SH_3W_W, P_ALL, TB(in_proj_w)},
+    {"attn.in_proj_weight", NULL, SH_3W_W, P_ALL, TBM(in_proj_w)},
     {"attn.in_proj_bias", NULL, SH_3W, P_ALL, TB(in_proj_b)},
-    {"attn.out_proj.weight", NULL, SH_W_W, P_ALL, TB(out_proj_w)},
+    {"attn.out_proj.weight", NULL, SH_W_W, P_ALL, TBM(out_proj_w)},
     {"attn.out_proj.bias", NULL, SH_W, P_ALL, TB(out_proj_b)},
     {"ln_2.weight", NULL, SH_W, P_ALL, TB(ln_2_w)},
     {"ln_2.bias", NULL, SH_W, P_ALL, TB(ln_2_b)},
-    {"mlp.c_fc.weight", NULL, SH_FT_W, P_ALL, TB(c_fc_w)},
+    {"mlp.c_fc.weight", NULL, SH_FT_W, P_ALL, TBM(c_fc_w)},
     {"mlp.c_fc.bias", NULL, SH_FT, P_ALL, TB(c_fc_b)},
-    {"mlp.c_proj.weight", NULL, SH_W_FT, P_ALL, TB(c_proj_w)},
+    {"mlp.c_proj.weight", NULL, SH_W_FT, P_ALL, TBM(c_proj_w)},
     {"mlp.c_proj.bias", NULL, SH_W, P_ALL, TB(c_proj_b)},
 };
 static const eva_tensor_spec text_tail_specs[] = {
@@ -215,6 +221,7 @@ static eva_status add_specs(eva_table_builder *b, const eva_tensor_spec *specs, 
         d->view = sp->view;
         d->block = block;
         d->field = sp->field;
+        d->typed = sp->typed;
     }
     return EVA_OK;
 }
@@ -243,7 +250,7 @@ eva_status eva_tensors_build(eva_tensor_table *tt, const eva_config *cfg) {
     }
     if ((st = add_specs(&b, text_tail_specs, NSPEC(text_tail_specs), "text.", "text.", EVA_TOWER_TEXT, -1))) goto fail;
     static const eva_tensor_spec root_spec[] = {
-        {"logit_scale", NULL, SH_SCALAR, P_ALL, EVA_VIEW_ROOT, offsetof(eva_weight_views, logit_scale)}};
+        {"logit_scale", NULL, SH_SCALAR, P_ALL, EVA_VIEW_ROOT, offsetof(eva_weight_views, logit_scale), 0}};
     if ((st = add_specs(&b, root_spec, 1, "", "", EVA_TOWER_TOP, -1))) goto fail;
     return EVA_OK;
 fail:
@@ -273,8 +280,9 @@ int eva_tensors_is_ignored_key(const char *name) {
     return 0;
 }
 
-void eva_tensors_bind(eva_weight_views *views, eva_vblock_weights *blocks_v, eva_tblock_weights *blocks_t,
-                      const eva_tensor_table *tt, const float *base) {
+/* Binds tensor i to base + offset (base non-NULL) or to at[i]. */
+static void bind_views(eva_weight_views *views, eva_vblock_weights *blocks_v, eva_tblock_weights *blocks_t,
+                       const eva_tensor_table *tt, const float *base, const eva_wmat *at) {
     memset(views, 0, sizeof *views);
     /* depth/layers: one past the largest block index seen */
     int depth = 0, layers = 0;
@@ -300,7 +308,26 @@ void eva_tensors_bind(eva_weight_views *views, eva_vblock_weights *blocks_v, eva
         case EVA_VIEW_ROOT: owner = (char *)views; break;
         }
         if (!owner) continue;
-        const float *ptr = base ? base + d->offset : NULL;
-        memcpy(owner + d->field, &ptr, sizeof ptr);
+        eva_wmat where = {NULL, EVA_DT_F32};
+        if (base)
+            where.data = base + d->offset;
+        else if (at)
+            where = at[i];
+        if (d->typed) {
+            memcpy(owner + d->field, &where, sizeof where);
+        } else {
+            const float *ptr = (const float *)where.data;
+            memcpy(owner + d->field, &ptr, sizeof ptr);
+        }
     }
+}
+
+void eva_tensors_bind(eva_weight_views *views, eva_vblock_weights *blocks_v, eva_tblock_weights *blocks_t,
+                      const eva_tensor_table *tt, const float *base) {
+    bind_views(views, blocks_v, blocks_t, tt, base, NULL);
+}
+
+void eva_tensors_bind_at(eva_weight_views *views, eva_vblock_weights *blocks_v, eva_tblock_weights *blocks_t,
+                         const eva_tensor_table *tt, const eva_wmat *at) {
+    bind_views(views, blocks_v, blocks_t, tt, NULL, at);
 }

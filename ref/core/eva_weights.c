@@ -1,11 +1,14 @@
-/* eva_weights.c: loading a model's weights into one aligned fp32 arena (see eva_weights.h).
+/* eva_weights.c: where a model's weights are held (see eva_weights.h).
  *
  * eva_model_load() matches a safetensors file one-to-one against the tensor table built from the
  * config: every file tensor must be a table entry (open_clip or official name; official only for
  * the 8B/18B families), given once, with the table's shape and a convertible dtype; every table
  * entry must be present. All offenders are collected first and reported in one line naming the
- * file; only then is any data read. Sizes come from the validated config (the table), never from
- * the file. eva_model_init_random() fills the same arena with deterministic random values.
+ * file; only then is the file mapped. Sizes come from the validated config (the table), never from
+ * the file. Placement (tensor_placement) decides per tensor: served by the mapping in the file's
+ * dtype, or widened into the fp32 arena; eva_model_plan_bytes() applies the same rule to a header
+ * so that a memory plan counts what the load will hold. eva_model_init_random() fills an all-fp32
+ * arena with deterministic random values, eva_model_write_random() streams them to a file.
  * This file does not own the safetensors format (eva_safetensors.c) or the table (eva_tensors.c).
  */
 #include "eva_weights.h"
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "eva_checkpoint.h"
 #include "eva_safetensors.h"
@@ -26,6 +30,10 @@
 
 void eva_model_free(eva_model *m) {
     if (!m) return;
+    for (int i = 0; i < m->nmaps; i++)
+        if (m->maps[i].addr) munmap(m->maps[i].addr, m->maps[i].len);
+    free(m->maps);
+    free(m->at);
     free(m->arena);
     free(m->vblocks);
     free(m->tblocks);
@@ -33,40 +41,151 @@ void eva_model_free(eva_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* Builds the table, allocates the zeroed arena and the block view arrays. */
+static size_t arena_bytes_of(int64_t nf) {
+    return ((size_t)nf * sizeof(float) + EVA_ARENA_ALIGN_BYTES - 1) / EVA_ARENA_ALIGN_BYTES * EVA_ARENA_ALIGN_BYTES;
+}
+
+/* Allocates the fp32 arena of nf floats (uninitialised) into m->arena. */
+static eva_status arena_alloc(eva_model *m, int64_t nf, const char *what) {
+    if (nf <= 0) nf = EVA_ARENA_ALIGN_FLOATS;
+    if ((uint64_t)nf > (SIZE_MAX - EVA_ARENA_ALIGN_BYTES) / sizeof(float))
+        return eva_fail(EVA_ERR_INTERNAL, "%s: weight arena of %" PRId64 " floats cannot be allocated", what, nf);
+    size_t bytes = arena_bytes_of(nf);
+    m->arena = aligned_alloc(EVA_ARENA_ALIGN_BYTES, bytes);
+    if (!m->arena)
+        return eva_fail(EVA_ERR_NOMEM, "%s: cannot allocate %.2f GB for the fp32 weights (%" PRId64 " floats)", what,
+                        (double)bytes / 1e9, nf);
+    m->bytes.arena_bytes = (int64_t)bytes;
+    return EVA_OK;
+}
+
+/* Builds the table and the per-tensor and block view arrays (no arena yet). */
 static eva_status model_alloc(eva_model *m, const eva_config *cfg, const char *what) {
     eva_status s;
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     if ((s = eva_tensors_build(&m->tensors, cfg)) != EVA_OK) return s;
+    size_t nv = cfg->vision.depth > 0 ? (size_t)cfg->vision.depth : 1;
+    size_t nt = cfg->text.layers > 0 ? (size_t)cfg->text.layers : 1;
+    m->vblocks = calloc(nv, sizeof *m->vblocks);
+    m->tblocks = calloc(nt, sizeof *m->tblocks);
+    m->at = calloc((size_t)(m->tensors.count > 0 ? m->tensors.count : 1), sizeof *m->at);
+    if (!m->vblocks || !m->tblocks || !m->at) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", what);
+    return EVA_OK;
+}
+
+/* The all-fp32 arena of random weights: every tensor at its table offset, the alignment padding
+ * after each zeroed (the tensors themselves are about to be overwritten; a full memset would
+ * double the time of a full-size random init). */
+static eva_status model_alloc_fp32(eva_model *m, const eva_config *cfg, const char *what) {
+    eva_status s;
+    if ((s = model_alloc(m, cfg, what)) != EVA_OK) return s;
     int64_t nf = m->tensors.arena_floats;
-    if (nf <= 0 || (uint64_t)nf > (SIZE_MAX - EVA_ARENA_ALIGN_BYTES) / sizeof(float))
-        return eva_fail(EVA_ERR_INTERNAL, "%s: weight arena of %" PRId64 " floats cannot be allocated", what, nf);
-    size_t bytes = ((size_t)nf * sizeof(float) + EVA_ARENA_ALIGN_BYTES - 1) / EVA_ARENA_ALIGN_BYTES *
-                   EVA_ARENA_ALIGN_BYTES;
-    m->arena = aligned_alloc(EVA_ARENA_ALIGN_BYTES, bytes);
-    if (!m->arena)
-        return eva_fail(EVA_ERR_NOMEM, "%s: cannot allocate %.2f GB for the weights (%" PRId64 " floats)", what,
-                        (double)bytes / 1e9, nf);
-    /* Zero only the alignment padding after each tensor (the tensors themselves are about to be
-     * overwritten; a full memset would double the time of a full-size random init). */
+    if ((s = arena_alloc(m, nf, what)) != EVA_OK) return s;
     for (int j = 0; j < m->tensors.count; j++) {
         const eva_tensor_desc *d = &m->tensors.items[j];
         int64_t end = d->offset + d->numel;
         int64_t padded = (end + EVA_ARENA_ALIGN_FLOATS - 1) / EVA_ARENA_ALIGN_FLOATS * EVA_ARENA_ALIGN_FLOATS;
         if (padded > nf) padded = nf;
         if (padded > end) memset(m->arena + end, 0, (size_t)(padded - end) * sizeof(float));
+        m->at[j].data = m->arena + d->offset;
+        m->at[j].dtype = EVA_DT_F32;
     }
-    size_t nv = cfg->vision.depth > 0 ? (size_t)cfg->vision.depth : 1;
-    size_t nt = cfg->text.layers > 0 ? (size_t)cfg->text.layers : 1;
-    m->vblocks = calloc(nv, sizeof *m->vblocks);
-    m->tblocks = calloc(nt, sizeof *m->tblocks);
-    if (!m->vblocks || !m->tblocks) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", what);
     return EVA_OK;
 }
 
 static void model_bind(eva_model *m) {
-    eva_tensors_bind(&m->w, m->vblocks, m->tblocks, &m->tensors, m->arena);
+    eva_tensors_bind_at(&m->w, m->vblocks, m->tblocks, &m->tensors, m->at);
+}
+
+void eva_model_tensor_f32(const eva_model *m, int i, float *dst) {
+    const eva_tensor_desc *d = &m->tensors.items[i];
+    eva_widen(dst, m->at[i].data, m->at[i].dtype, 0, (size_t)d->numel);
+}
+
+/* ---- placement: mapped in the file's dtype, or widened into the arena ------------------------- */
+
+/* 1 when table entry d, stored in the file as t at byte offset `off`, is read through the
+ * mapping; 0 when it is widened into the arena. */
+static int tensor_mapped(const eva_tensor_desc *d, const eva_st_tensor *t, uint64_t off) {
+    if (!d->typed || t->dtype == EVA_ST_OTHER || !eva_safetensors_native_order()) return 0;
+    return off % eva_dtype_size((eva_dtype)t->dtype) == 0;
+}
+
+static int64_t pad_floats(int64_t n) {
+    return (n + EVA_ARENA_ALIGN_FLOATS - 1) / EVA_ARENA_ALIGN_FLOATS * EVA_ARENA_ALIGN_FLOATS;
+}
+
+eva_status eva_model_plan_bytes(eva_weights_bytes *b, const char *path, const eva_config *cfg) {
+    memset(b, 0, sizeof *b);
+    eva_tensor_table tt;
+    eva_status s = eva_tensors_build(&tt, cfg);
+    if (s != EVA_OK) return s;
+    if (!path) {
+        b->arena_bytes = (int64_t)arena_bytes_of(tt.arena_floats);
+        eva_tensors_free(&tt);
+        return EVA_OK;
+    }
+    eva_safetensors *st = NULL;
+    if ((s = eva_safetensors_open(&st, path)) != EVA_OK) {
+        eva_tensors_free(&tt);
+        return s;
+    }
+    int64_t nf = 0;
+    for (int j = 0; j < tt.count; j++) {
+        const eva_tensor_desc *d = &tt.items[j];
+        int i = eva_safetensors_find(st, d->official);
+        if (i < 0 && !tt.official_only) i = eva_safetensors_find(st, d->name);
+        if (i < 0) continue;
+        const eva_st_tensor *t = eva_safetensors_get(st, i);
+        if (tensor_mapped(d, t, eva_safetensors_data_offset(st, i)))
+            b->mapped_bytes[d->tower] += (int64_t)(t->end - t->begin);
+        else
+            nf += pad_floats(d->numel);
+    }
+    b->arena_bytes = (int64_t)arena_bytes_of(nf > 0 ? nf : EVA_ARENA_ALIGN_FLOATS);
+    eva_safetensors_close(st);
+    eva_tensors_free(&tt);
+    return EVA_OK;
+}
+
+/* Maps the file and places every table entry j (file tensor src[j]): in place, or widened into
+ * a fresh arena. */
+static eva_status model_place(eva_model *m, const eva_safetensors *st, const int *src, const char *path) {
+    const eva_tensor_table *tt = &m->tensors;
+    eva_status s;
+    m->maps = calloc(1, sizeof *m->maps);
+    if (!m->maps) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path);
+    if ((s = eva_safetensors_map(st, &m->maps[0].addr, &m->maps[0].len)) != EVA_OK) return s;
+    m->nmaps = 1;
+    const unsigned char *base = m->maps[0].addr;
+    int64_t nf = 0;
+    for (int j = 0; j < tt->count; j++) {
+        const eva_tensor_desc *d = &tt->items[j];
+        const eva_st_tensor *t = eva_safetensors_get(st, src[j]);
+        uint64_t off = eva_safetensors_data_offset(st, src[j]);
+        if (tensor_mapped(d, t, off)) {
+            m->at[j].data = base + off;
+            m->at[j].dtype = (eva_dtype)t->dtype;
+            m->bytes.mapped_bytes[d->tower] += (int64_t)(t->end - t->begin);
+        } else {
+            m->at[j].data = NULL; /* arena offset nf, set below */
+            m->at[j].dtype = EVA_DT_F32;
+            nf += pad_floats(d->numel);
+        }
+    }
+    if ((s = arena_alloc(m, nf, path)) != EVA_OK) return s;
+    int64_t o = 0;
+    for (int j = 0; j < tt->count; j++) {
+        if (m->at[j].data) continue;
+        const eva_tensor_desc *d = &tt->items[j];
+        float *dst = m->arena + o;
+        memset(dst + d->numel, 0, (size_t)(pad_floats(d->numel) - d->numel) * sizeof(float));
+        if ((s = eva_safetensors_read_f32(st, src[j], dst, d->numel)) != EVA_OK) return s;
+        m->at[j].data = dst;
+        o += pad_floats(d->numel);
+    }
+    return EVA_OK;
 }
 
 /* ---- the one-line report of every offender ------------------------------------------------- */
@@ -214,10 +333,7 @@ eva_status eva_model_load(eva_model *m, const char *path, const eva_config *cfg)
         goto fail;
     }
 
-    for (int j = 0; j < tt->count; j++) {
-        const eva_tensor_desc *d = &tt->items[j];
-        if ((s = eva_safetensors_read_f32(st, src[j], m->arena + d->offset, d->numel)) != EVA_OK) goto fail;
-    }
+    if ((s = model_place(m, st, src, path)) != EVA_OK) goto fail;
     model_bind(m);
     snprintf(m->source, sizeof m->source, "%s", path);
     m->random = 0;
@@ -308,7 +424,7 @@ eva_status eva_model_init_random(eva_model *m, const eva_config *cfg, uint64_t s
     fill_rule *rules = NULL;
     snprintf(what, sizeof what, "random(%" PRIu64 ")", seed);
     if (!cfg) return eva_fail(EVA_ERR_INVALID_ARG, "eva_model_init_random: no config");
-    if ((s = model_alloc(m, cfg, what)) != EVA_OK) goto fail;
+    if ((s = model_alloc_fp32(m, cfg, what)) != EVA_OK) goto fail;
     const eva_tensor_table *tt = &m->tensors;
     /* Work items: every tensor cut into chunks, all in one parallel loop. */
     first_chunk = malloc((size_t)(tt->count + 1) * sizeof *first_chunk);
@@ -352,6 +468,54 @@ fail:
     free(first_chunk);
     free(rules);
     eva_model_free(m);
+    return s;
+}
+
+/* ---- random weights to a file ------------------------------------------------------------------ */
+
+typedef struct {
+    const eva_tensor_table *tt;
+    uint64_t seed;
+} write_ctx;
+
+static int write_fill(void *ctx, int item, int64_t first, int64_t count, float *dst) {
+    const write_ctx *w = ctx;
+    const eva_tensor_desc *d = &w->tt->items[item];
+    if (d->ndim == 0) {
+        dst[0] = (float)log(100.0);
+        return 0;
+    }
+    fill_rule r = fill_rule_of(d, w->seed);
+    for (int64_t k = 0; k < count; k += 2) { /* first is even: chunks of 512 */
+        float a, b;
+        uniform_pair(r.key, (uint64_t)(first + k) >> 1, &a, &b);
+        dst[k] = r.base + r.scale * a;
+        if (k + 1 < count) dst[k + 1] = r.base + r.scale * b;
+    }
+    return 0;
+}
+
+eva_status eva_model_write_random(const char *path, const eva_config *cfg, uint64_t seed, eva_dtype dtype) {
+    eva_tensor_table tt;
+    eva_status s = eva_tensors_build(&tt, cfg);
+    if (s != EVA_OK) return s;
+    eva_st_write_item *items = calloc((size_t)(tt.count > 0 ? tt.count : 1), sizeof *items);
+    char *json = eva_config_to_json(cfg, false);
+    if (!items || !json) {
+        s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path);
+    } else {
+        for (int j = 0; j < tt.count; j++) {
+            const eva_tensor_desc *d = &tt.items[j];
+            items[j] = (eva_st_write_item){tt.official_only ? d->official : d->name, (eva_st_dtype)dtype, d->ndim,
+                                           d->shape, NULL};
+        }
+        const char *meta[] = {EVA_CONFIG_METADATA_KEY, json, NULL};
+        write_ctx w = {&tt, seed};
+        s = eva_safetensors_write_stream(path, items, tt.count, meta, write_fill, &w);
+    }
+    free(json);
+    free(items);
+    eva_tensors_free(&tt);
     return s;
 }
 

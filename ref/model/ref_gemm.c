@@ -206,9 +206,12 @@ static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *
 
 /* Asks for weight rows [c, c + n) x columns [kb, kb + klen) to be brought towards the cache ahead
  * of use: the weights stream from memory once per call and would otherwise stall the row copies. */
-static void prefetch_wblock(const float *w, int ldw, int c, int n, int kb, int klen) {
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < klen; k += 16) __builtin_prefetch(w + (size_t)(c + i) * ldw + kb + k, 0, 2);
+static void prefetch_wblock(eva_wmat w, int ldw, int c, int n, int kb, int klen) {
+    const size_t es = eva_dtype_size(w.dtype);
+    for (int i = 0; i < n; i++) {
+        const char *row = (const char *)w.data + ((size_t)(c + i) * ldw + kb) * es;
+        for (size_t b = 0; b < (size_t)klen * es; b += 64) __builtin_prefetch(row + b, 0, 2);
+    }
 }
 
 /* One MR-channel tile against every panel of a packed block, over weight columns [kbeg, kend) in
@@ -216,7 +219,7 @@ static void prefetch_wblock(const float *w, int ldw, int c, int n, int kb, int k
  * exactly columns [kbeg, kend). dacc: the tile's double sums, cleared when `first`, written to
  * out (+ bias) when `last` (a K range split over several calls keeps adding into them).
  * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
-static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, const float *w, int ldw, int C,
+static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, eva_wmat w, int ldw, int C,
                      const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, bool portable,
                      float *wt, double (*dacc)[MR][NR], bool first, bool last) {
     (void)portable;
@@ -224,8 +227,9 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
     if (first) memset(dacc, 0, sizeof(double) * MR * NR * panels);
     for (int kb = kbeg; kb < kend; kb += KB) {
         int klen = kend - kb < KB ? kend - kb : KB;
-        for (int i = 0; i < MR; i++) /* rows past mr repeat row c0; their sums are dropped */
-            memcpy(wt + i * KB, w + (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, sizeof(float) * (size_t)klen);
+        for (int i = 0; i < MR; i++) /* rows past mr repeat row c0; their sums are dropped. Weights held
+                                       * as F16/BF16 are widened to fp32 here, once per tile and k block */
+            eva_widen(wt + i * KB, w.data, w.dtype, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, (size_t)klen);
         /* prefetch the next weight block, spread over the panels of this one */
         int pc = kb + KB < kend ? c0 : next_c0, pk = kb + KB < kend ? kb + KB : kbeg;
         int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
@@ -267,7 +271,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, c
  * split K. With `team`, every thread of the enclosing parallel region calls this and takes its
  * share (thread tid of nth, the same tiles in every call); without, the caller's thread does all
  * of it (so it is safe inside somebody else's parallel loop). */
-static void gemm_block(float *out, float *packed, float *work, double *dbig, const float *x, const float *w,
+static void gemm_block(float *out, float *packed, float *work, double *dbig, const float *x, eva_wmat w,
                        const float *bias, int t0, int tn, int C, int kbeg, int kend, int K, int ldx, int ldw, int ldo,
                        int kc, bool portable, bool team) {
     int tid = 0, nth = 1;
@@ -313,23 +317,29 @@ static void gemm_block(float *out, float *packed, float *work, double *dbig, con
 
 /* Unpacked fallback when no packing buffer can be had: the same float chains and double sums (so
  * the same bits), slowly. */
-static void gemm_naive(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
+static void gemm_naive(float *out, const float *x, eva_wmat w, const float *bias, int M, int C, int K, int ldx,
                        int ldw, int ldo, int kc) {
     for (int t = 0; t < M; t++)
         for (int c = 0; c < C; c++) {
-            const float *xr = x + (size_t)t * ldx, *wr = w + (size_t)c * ldw;
+            const float *xr = x + (size_t)t * ldx;
+            const size_t wr = (size_t)c * ldw;
             double s = 0.0;
             for (int k0 = 0; k0 < K; k0 += kc) {
                 float f = 0.0f;
-                for (int k = k0; k < k0 + kc && k < K; k++) f = MADD(wr[k], xr[k], f);
+                for (int k = k0; k < k0 + kc && k < K; k++) {
+                    float wk;
+                    eva_widen(&wk, w.data, w.dtype, wr + (size_t)k, 1);
+                    f = MADD(wk, xr[k], f);
+                }
                 s += f;
             }
             out[(size_t)t * ldo + c] = (float)(s + (bias ? (double)bias[c] : 0.0));
         }
 }
 
-void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w, const float *bias, int M, int C,
-                        int K, int ldx, int ldw, int ldo, int kc) {
+void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float *w_f32, const float *bias, int M,
+                        int C, int K, int ldx, int ldw, int ldo, int kc) {
+    const eva_wmat w = {w_f32, EVA_DT_F32};
     if (M <= 0 || C <= 0) return;
     if (kc <= 0 || kc > KC) kc = KC;
     if (!scratch) { /* no packing buffer: the same sums by plain loops */
@@ -422,9 +432,16 @@ void eva_gemm_release_cache(void) {
 
 void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                  int ldw, int ldo, int threads) {
+    const eva_wmat wm = {w, EVA_DT_F32};
+    eva_gemm_nt_w(out, x, wm, bias, M, C, K, ldx, ldw, ldo, threads);
+}
+
+void eva_gemm_nt_w(float *out, const float *x, eva_wmat w, const float *bias, int M, int C, int K, int ldx, int ldw,
+                   int ldo, int threads) {
     if (M <= 0 || C <= 0) return;
-    if (K <= 0) {
-        eva_gemm_nt_serial(out, NULL, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
+    if (K <= 0) { /* empty sum: bias only */
+        for (int t = 0; t < M; t++)
+            for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;
         return;
     }
     bool par = false;

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "eva_half.h"
+
 #define EVA_GEMM_KC 64 /* products per float partial sum before it is folded into double */
 
 /* out[M,C] = x[M,K] . w[C,K]^T + bias[C]; bias may be NULL. ldx, ldw, ldo are row strides in
@@ -32,6 +34,12 @@
  * plain loops. */
 void eva_gemm_nt(float *out, const float *x, const float *w, const float *bias, int M, int C, int K, int ldx,
                  int ldw, int ldo, int threads);
+
+/* The same with the weights held as F32, F16 or BF16 (w.data: C rows of ldw values): rows are
+ * widened exactly to fp32 while they are packed, so the result equals eva_gemm_nt's on the
+ * widened matrix, bit for bit. */
+void eva_gemm_nt_w(float *out, const float *x, eva_wmat w, const float *bias, int M, int C, int K, int ldx, int ldw,
+                   int ldo, int threads);
 
 /* Bytes eva_gemm_nt allocates for this product on `threads` threads (memory planning). */
 int64_t eva_gemm_nt_alloc_bytes(int M, int C, int K, int threads);

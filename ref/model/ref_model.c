@@ -4,8 +4,9 @@
  * switched by the config (mlp gelu|swiglu, subln, rope, postnorm, qkv fused|split, qv_bias,
  * norm layernorm|rmsnorm, head_bias), with a tap after each module named in docs/cli.md
  * ("Golden activations"). All activation memory of a call is one workspace whose size
- * eva_ref_*_workspace_floats() gives exactly; it is allocated before the first op and freed before
- * returning. This file owns op order, shapes, workspace layout, input validation and taps; the
+ * eva_ref_*_workspace_floats() gives exactly; it is taken from the caller's eva_ref_workspace
+ * (grown before the first op when too small, kept for the next forward), or allocated and freed
+ * by the call for the entry points without one. This file owns op order, shapes, workspace layout, input validation and taps; the
  * arithmetic is ref_ops.c's, the weights and config are the caller's (eva_model).
  */
 #include "ref_model.h"
@@ -106,15 +107,28 @@ int64_t eva_ref_text_workspace_floats(const eva_config *cfg, int T) {
     return lo.total;
 }
 
-static eva_status alloc_workspace(float **ws, int64_t floats, const char *tower) {
+void eva_ref_workspace_free(eva_ref_workspace *w) {
+    if (!w) return;
+    free(w->buf);
+    w->buf = NULL;
+    w->floats = 0;
+}
+
+/* *ws = w's buffer, grown (never shrunk) to `floats`. */
+static eva_status alloc_workspace(float **ws, eva_ref_workspace *w, int64_t floats, const char *tower) {
     *ws = NULL;
     if (floats <= 0 || (uint64_t)floats > SIZE_MAX / sizeof(float))
         return eva_fail(EVA_ERR_NOMEM, "%s tower: workspace of %lld floats cannot be allocated", tower,
                         (long long)floats);
-    *ws = malloc((size_t)floats * sizeof(float));
-    if (!*ws)
-        return eva_fail(EVA_ERR_NOMEM, "%s tower: cannot allocate the %lld-byte activation workspace", tower,
-                        (long long)floats * (long long)sizeof(float));
+    if (w->floats < floats) {
+        eva_ref_workspace_free(w);
+        w->buf = malloc((size_t)floats * sizeof(float));
+        if (!w->buf)
+            return eva_fail(EVA_ERR_NOMEM, "%s tower: cannot allocate the %lld-byte activation workspace", tower,
+                            (long long)floats * (long long)sizeof(float));
+        w->floats = floats;
+    }
+    *ws = w->buf;
     return EVA_OK;
 }
 
@@ -133,18 +147,18 @@ static eva_status check_vblock(const eva_vblock_weights *bw, const eva_vision_co
      * too; the tensor table lists mlp.norm only for SwiGLU, so that combination cannot be run. */
     if (v->subln && v->mlp == EVA_MLP_GELU && !bw->mlp_norm_w)
         return eva_fail(EVA_ERR_UNSUPPORTED, "image block %d: subln with a GELU MLP needs mlp.norm weights", i);
-    bool ok = bw->norm1_w && bw->norm2_w && bw->proj_w && bw->proj_b && bw->fc2_w && bw->fc2_b;
+    bool ok = bw->norm1_w && bw->norm2_w && bw->proj_w.data && bw->proj_b && bw->fc2_w.data && bw->fc2_b;
     if (v->norm == EVA_NORM_LAYERNORM) ok = ok && bw->norm1_b && bw->norm2_b;
     if (v->qkv == EVA_QKV_FUSED)
-        ok = ok && bw->qkv_w;
+        ok = ok && bw->qkv_w.data;
     else
-        ok = ok && bw->q_w && bw->k_w && bw->v_w;
+        ok = ok && bw->q_w.data && bw->k_w.data && bw->v_w.data;
     if (v->qv_bias) ok = ok && bw->q_b && bw->v_b;
     if (v->subln) ok = ok && bw->attn_norm_w && bw->attn_norm_b && bw->mlp_norm_w && bw->mlp_norm_b;
     if (v->mlp == EVA_MLP_SWIGLU)
-        ok = ok && bw->fc1_g_w && bw->fc1_g_b && bw->fc1_x_w && bw->fc1_x_b;
+        ok = ok && bw->fc1_g_w.data && bw->fc1_g_b && bw->fc1_x_w.data && bw->fc1_x_b;
     else
-        ok = ok && bw->fc1_w && bw->fc1_b;
+        ok = ok && bw->fc1_w.data && bw->fc1_b;
     return ok ? EVA_OK : eva_fail(EVA_ERR_INTERNAL, "image block %d: a weight the config needs is not bound", i);
 }
 
@@ -171,13 +185,13 @@ static void v_attention(const vctx *c, const eva_vblock_weights *bw, float *a, c
             memcpy(qb + 2 * D, bw->v_b, sizeof(float) * D);
             bias = qb;
         }
-        eva_ref_linear(qkv, u, bw->qkv_w, bias, BN, 3 * D, D);
+        eva_ref_linear_w(qkv, u, bw->qkv_w, bias, BN, 3 * D, D);
         q = qkv, k = qkv + D, vv = qkv + 2 * D, ld = 3 * D;
     } else {
         q = qkv, k = qkv + (size_t)BN * D, vv = qkv + 2 * (size_t)BN * D, ld = D;
-        eva_ref_linear(q, u, bw->q_w, v->qv_bias ? bw->q_b : NULL, BN, D, D);
-        eva_ref_linear(k, u, bw->k_w, NULL, BN, D, D);
-        eva_ref_linear(vv, u, bw->v_w, v->qv_bias ? bw->v_b : NULL, BN, D, D);
+        eva_ref_linear_w(q, u, bw->q_w, v->qv_bias ? bw->q_b : NULL, BN, D, D);
+        eva_ref_linear_w(k, u, bw->k_w, NULL, BN, D, D);
+        eva_ref_linear_w(vv, u, bw->v_w, v->qv_bias ? bw->v_b : NULL, BN, D, D);
     }
     if (v->rope) {
         const float *ct = c->ws + c->lo->rope, *st = ct + (size_t)(c->N - 1) * d;
@@ -186,7 +200,7 @@ static void v_attention(const vctx *c, const eva_vblock_weights *bw, float *a, c
     }
     eva_ref_attention(o, c->ws + c->lo->attn, q, k, vv, c->B, c->N, H, d, ld, ld, ld, false, c->threads);
     if (v->subln) eva_ref_layernorm(o, o, bw->attn_norm_w, bw->attn_norm_b, BN, D, v->norm_eps);
-    eva_ref_linear(a, o, bw->proj_w, bw->proj_b, BN, D, D);
+    eva_ref_linear_w(a, o, bw->proj_w, bw->proj_b, BN, D, D);
 }
 
 /* a[BN,D] = MLP(u[BN,D]) (GELU or SwiGLU, with the sub-LN when subln). */
@@ -196,19 +210,27 @@ static void v_mlp(const vctx *c, const eva_vblock_weights *bw, float *a, const f
     float *h1 = c->ws + c->lo->h1;
     if (v->mlp == EVA_MLP_SWIGLU) {
         float *h2 = c->ws + c->lo->h2;
-        eva_ref_linear(h1, u, bw->fc1_g_w, bw->fc1_g_b, BN, F, D);
-        eva_ref_linear(h2, u, bw->fc1_x_w, bw->fc1_x_b, BN, F, D);
+        eva_ref_linear_w(h1, u, bw->fc1_g_w, bw->fc1_g_b, BN, F, D);
+        eva_ref_linear_w(h2, u, bw->fc1_x_w, bw->fc1_x_b, BN, F, D);
         eva_ref_swiglu(h1, h1, h2, (int64_t)BN * F);
     } else {
-        eva_ref_linear(h1, u, bw->fc1_w, bw->fc1_b, BN, F, D);
+        eva_ref_linear_w(h1, u, bw->fc1_w, bw->fc1_b, BN, F, D);
         eva_ref_gelu(h1, h1, (int64_t)BN * F);
     }
     if (v->subln) eva_ref_layernorm(h1, h1, bw->mlp_norm_w, bw->mlp_norm_b, BN, F, v->norm_eps);
-    eva_ref_linear(a, h1, bw->fc2_w, bw->fc2_b, BN, D, F);
+    eva_ref_linear_w(a, h1, bw->fc2_w, bw->fc2_b, BN, D, F);
 }
 
 eva_status eva_ref_encode_image(float *features, const float *pixels, int B, const eva_model *m, const eva_tap *tap) {
-    if (!features || !pixels || !m) return eva_fail(EVA_ERR_INVALID_ARG, "encode_image: NULL argument");
+    eva_ref_workspace w = {NULL, 0};
+    eva_status st = eva_ref_encode_image_ws(&w, features, pixels, B, m, tap);
+    eva_ref_workspace_free(&w);
+    return st;
+}
+
+eva_status eva_ref_encode_image_ws(eva_ref_workspace *wsp, float *features, const float *pixels, int B,
+                                   const eva_model *m, const eva_tap *tap) {
+    if (!wsp || !features || !pixels || !m) return eva_fail(EVA_ERR_INVALID_ARG, "encode_image: NULL argument");
     const eva_config *cfg = &m->cfg;
     const eva_vision_config *v = &cfg->vision;
     const eva_vision_weights *vw = &m->w.vision;
@@ -222,7 +244,7 @@ eva_status eva_ref_encode_image(float *features, const float *pixels, int B, con
         (int64_t)B * G * G * 3 * v->patch_size * v->patch_size > INT_MAX)
         return eva_fail(EVA_ERR_INVALID_ARG, "encode_image: batch %d is too large for this model (reduce --batch)", B);
     if (!vw->blocks || vw->depth != v->depth || !vw->patch_w || !vw->patch_b || !vw->cls_token || !vw->pos_embed ||
-        !vw->norm_w || (v->norm == EVA_NORM_LAYERNORM && !vw->norm_b) || !vw->head_w || (v->head_bias && !vw->head_b))
+        !vw->norm_w || (v->norm == EVA_NORM_LAYERNORM && !vw->norm_b) || !vw->head_w.data || (v->head_bias && !vw->head_b))
         return eva_fail(EVA_ERR_INTERNAL, "encode_image: model weights are not bound to config '%s'", cfg->name);
     for (int i = 0; i < v->depth; i++) {
         eva_status st = check_vblock(&vw->blocks[i], v, i);
@@ -233,7 +255,7 @@ eva_status eva_ref_encode_image(float *features, const float *pixels, int B, con
     image_layout lo;
     image_plan(&lo, cfg, B, threads);
     float *ws;
-    eva_status st = alloc_workspace(&ws, lo.total, "image");
+    eva_status st = alloc_workspace(&ws, wsp, lo.total, "image");
     if (st != EVA_OK) return st;
     if (v->rope) {
         float *ct = ws + lo.rope;
@@ -288,18 +310,25 @@ eva_status eva_ref_encode_image(float *features, const float *pixels, int B, con
         for (int b = 0; b < B; b++) memcpy(cls + (size_t)b * D, x + (size_t)b * N * D, sizeof(float) * D);
         vnorm(cls, cls, vw->norm_w, vw->norm_b, B, v);
     }
-    eva_ref_linear(features, cls, vw->head_w, v->head_bias ? vw->head_b : NULL, B, E, D);
+    eva_ref_linear_w(features, cls, vw->head_w, v->head_bias ? vw->head_b : NULL, B, E, D);
     emit(tap, "visual.trunk.head", features, 2, B, E, 0);
     st = EVA_OK;
 fail:
-    free(ws);
     return st;
 }
 
 /* ---- text tower ------------------------------------------------------------------------------- */
 
 eva_status eva_ref_encode_text(float *features, const int32_t *ids, int T, const eva_model *m, const eva_tap *tap) {
-    if (!features || !ids || !m) return eva_fail(EVA_ERR_INVALID_ARG, "encode_text: NULL argument");
+    eva_ref_workspace w = {NULL, 0};
+    eva_status st = eva_ref_encode_text_ws(&w, features, ids, T, m, tap);
+    eva_ref_workspace_free(&w);
+    return st;
+}
+
+eva_status eva_ref_encode_text_ws(eva_ref_workspace *wsp, float *features, const int32_t *ids, int T,
+                                  const eva_model *m, const eva_tap *tap) {
+    if (!wsp || !features || !ids || !m) return eva_fail(EVA_ERR_INVALID_ARG, "encode_text: NULL argument");
     const eva_config *cfg = &m->cfg;
     const eva_text_config *tc = &cfg->text;
     const eva_text_weights *tw = &m->w.text;
@@ -317,13 +346,13 @@ eva_status eva_ref_encode_text(float *features, const int32_t *ids, int T, const
                 return eva_fail(EVA_ERR_INVALID_ARG, "text %d position %d: token id %ld out of range [0, %d)", t, j,
                                 (long)id, V);
         }
-    if (!tw->blocks || tw->layers != tc->layers || !tw->token_embedding || !tw->positional_embedding ||
+    if (!tw->blocks || tw->layers != tc->layers || !tw->token_embedding.data || !tw->positional_embedding ||
         !tw->ln_final_w || !tw->ln_final_b || !tw->text_projection)
         return eva_fail(EVA_ERR_INTERNAL, "encode_text: model weights are not bound to config '%s'", cfg->name);
     for (int i = 0; i < tc->layers; i++) {
         const eva_tblock_weights *bw = &tw->blocks[i];
-        if (!bw->ln_1_w || !bw->ln_1_b || !bw->in_proj_w || !bw->in_proj_b || !bw->out_proj_w || !bw->out_proj_b ||
-            !bw->ln_2_w || !bw->ln_2_b || !bw->c_fc_w || !bw->c_fc_b || !bw->c_proj_w || !bw->c_proj_b)
+        if (!bw->ln_1_w || !bw->ln_1_b || !bw->in_proj_w.data || !bw->in_proj_b || !bw->out_proj_w.data || !bw->out_proj_b ||
+            !bw->ln_2_w || !bw->ln_2_b || !bw->c_fc_w.data || !bw->c_fc_b || !bw->c_proj_w.data || !bw->c_proj_b)
             return eva_fail(EVA_ERR_INTERNAL, "text block %d: a weight the config needs is not bound", i);
     }
 
@@ -331,13 +360,13 @@ eva_status eva_ref_encode_text(float *features, const int32_t *ids, int T, const
     text_layout lo;
     text_plan(&lo, cfg, T, threads);
     float *ws;
-    eva_status st = alloc_workspace(&ws, lo.total, "text");
+    eva_status st = alloc_workspace(&ws, wsp, lo.total, "text");
     if (st != EVA_OK) return st;
     const int TL = T * L, Ft = tc->mlp_hidden, hd = W / tc->heads;
     const double eps = tc->norm_eps;
     float *x = ws + lo.x, *u = ws + lo.u, *qkv = ws + lo.qkv, *o = ws + lo.o, *a = ws + lo.a, *h = ws + lo.h;
 
-    eva_ref_embedding(x, ids, tw->token_embedding, T, L, W);
+    eva_ref_embedding_w(x, ids, tw->token_embedding, T, L, W);
     emit(tap, "text.token_embedding", x, 3, T, L, W);
     for (int t = 0; t < T; t++)
         eva_ref_add(x + (size_t)t * L * W, x + (size_t)t * L * W, tw->positional_embedding, (int64_t)L * W);
@@ -347,17 +376,17 @@ eva_status eva_ref_encode_text(float *features, const int32_t *ids, int T, const
         const eva_tblock_weights *bw = &tw->blocks[i];
         eva_ref_layernorm(u, x, bw->ln_1_w, bw->ln_1_b, TL, W, eps);
         emit_block(tap, pfx, i, ".ln_1", u, T, L, W);
-        eva_ref_linear(qkv, u, bw->in_proj_w, bw->in_proj_b, TL, 3 * W, W);
+        eva_ref_linear_w(qkv, u, bw->in_proj_w, bw->in_proj_b, TL, 3 * W, W);
         eva_ref_attention(o, ws + lo.attn, qkv, qkv + W, qkv + 2 * W, T, L, tc->heads, hd, 3 * W, 3 * W, 3 * W, true,
                           threads);
-        eva_ref_linear(a, o, bw->out_proj_w, bw->out_proj_b, TL, W, W);
+        eva_ref_linear_w(a, o, bw->out_proj_w, bw->out_proj_b, TL, W, W);
         emit_block(tap, pfx, i, ".attn", a, T, L, W);
         eva_ref_add(x, x, a, (int64_t)TL * W);
         eva_ref_layernorm(u, x, bw->ln_2_w, bw->ln_2_b, TL, W, eps);
         emit_block(tap, pfx, i, ".ln_2", u, T, L, W);
-        eva_ref_linear(h, u, bw->c_fc_w, bw->c_fc_b, TL, Ft, W);
+        eva_ref_linear_w(h, u, bw->c_fc_w, bw->c_fc_b, TL, Ft, W);
         eva_ref_gelu(h, h, (int64_t)TL * Ft);
-        eva_ref_linear(a, h, bw->c_proj_w, bw->c_proj_b, TL, W, Ft);
+        eva_ref_linear_w(a, h, bw->c_proj_w, bw->c_proj_b, TL, W, Ft);
         emit_block(tap, pfx, i, ".mlp", a, T, L, W);
         eva_ref_add(x, x, a, (int64_t)TL * W);
         emit_block(tap, pfx, i, "", x, T, L, W);
@@ -377,6 +406,5 @@ eva_status eva_ref_encode_text(float *features, const int32_t *ids, int T, const
     }
     if (!all) eva_ref_layernorm(pooled, pooled, tw->ln_final_w, tw->ln_final_b, T, W, eps);
     eva_ref_matmul_proj(features, pooled, tw->text_projection, T, W, E);
-    free(ws);
     return EVA_OK;
 }

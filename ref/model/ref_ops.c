@@ -46,6 +46,10 @@ void eva_ref_linear(float *out, const float *x, const float *w, const float *bia
     eva_gemm_nt(out, x, w, bias, M, C, K, K, K, C, 0);
 }
 
+void eva_ref_linear_w(float *out, const float *x, eva_wmat w, const float *bias, int M, int C, int K) {
+    eva_gemm_nt_w(out, x, w, bias, M, C, K, K, K, C, 0);
+}
+
 /* ---- norms and pointwise ops ----------------------------------------------------------------- */
 
 #define ROWS_PAR(M, C) ((double)(M) * (double)(C) > 32768.0)
@@ -283,7 +287,13 @@ void eva_ref_cls_pos(float *x, const float *patches, const float *cls, const flo
 }
 
 void eva_ref_embedding(float *out, const int32_t *ids, const float *table, int T, int L, int W) {
-    for (int64_t i = 0; i < (int64_t)T * L; i++) memcpy(out + i * W, table + (size_t)ids[i] * W, sizeof(float) * W);
+    const eva_wmat t = {table, EVA_DT_F32};
+    eva_ref_embedding_w(out, ids, t, T, L, W);
+}
+
+void eva_ref_embedding_w(float *out, const int32_t *ids, eva_wmat table, int T, int L, int W) {
+    for (int64_t i = 0; i < (int64_t)T * L; i++)
+        eva_widen(out + i * W, table.data, table.dtype, (size_t)ids[i] * W, (size_t)W);
 }
 
 void eva_ref_argmax_ids(int *pos, const int32_t *ids, int T, int L) {

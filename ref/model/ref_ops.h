@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eva_half.h"
 #include "eva_status.h"
 
 /* Number of OpenMP threads the ops will use (1 without OpenMP). */
@@ -31,6 +32,8 @@ int eva_ref_threads(void);
  * in float over blocks of at most 512 products (8-lane partial sums) and the block sums in
  * double; the bias is added in double. out must not alias x or w. */
 void eva_ref_linear(float *out, const float *x, const float *w, const float *bias, int M, int C, int K);
+/* The same with w held as F32, F16 or BF16 (widened exactly while the SGEMM packs it). */
+void eva_ref_linear_w(float *out, const float *x, eva_wmat w, const float *bias, int M, int C, int K);
 
 /* y[M,C] = LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * w + b, biased variance,
  * two-pass statistics in double. b may be NULL (no bias). y may equal x (in place). */
@@ -102,6 +105,8 @@ void eva_ref_cls_pos(float *x, const float *patches, const float *cls, const flo
 /* Text embedding lookup: out[T,L,W] = table[ids[t,l]] (ids already validated in [0, V)).
  *   ids [T,L]; table [V,W]. */
 void eva_ref_embedding(float *out, const int32_t *ids, const float *table, int T, int L, int W);
+/* The same with the table held as F32, F16 or BF16 (rows widened exactly). */
+void eva_ref_embedding_w(float *out, const int32_t *ids, eva_wmat table, int T, int L, int W);
 
 /* First index of the largest id of each text: pos[T] = argmax_l ids[t,l]. ids [T,L]. */
 void eva_ref_argmax_ids(int *pos, const int32_t *ids, int T, int L);
