@@ -129,9 +129,34 @@ typedef struct {
 
 static size_t align_up(size_t n) { return (n + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
 
-/* Places the concatenation of parts (src NULL = zeros) as one tensor of dtype t; returns its
+/* Uploads n values of host tensor src (held in its stored dtype) as dtype t: F32 sources go as
+ * they are, F16/BF16 ones are widened to fp32 on the host in chunks first (the reference holds
+ * weights in the file's dtype; the device gets the precision it runs in). */
+static eva_status upload_typed(void *dst, eva_wmat src, size_t n, eva_cu_dtype t) {
+    if (src.dtype == EVA_DT_F32) return eva_cu_upload(dst, (const float *)src.data, n, t);
+    const size_t chunk = (size_t)1 << 20;
+    float *tmp = (float *)malloc(sizeof(float) * (n < chunk ? (n ? n : 1) : chunk));
+    if (!tmp) return eva_fail(EVA_ERR_NOMEM, "upload: cannot allocate a host staging buffer");
+    eva_status st = EVA_OK;
+    for (size_t i = 0; i < n && st == EVA_OK; i += chunk) {
+        size_t m = n - i < chunk ? n - i : chunk;
+        eva_widen(tmp, src.data, src.dtype, i, m);
+        st = eva_cu_upload((char *)dst + i * eva_cu_dtype_size(t), tmp, m, t);
+    }
+    free(tmp);
+    return st;
+}
+
+static eva_wmat wf(const float *p) {
+    eva_wmat w;
+    w.data = p;
+    w.dtype = EVA_DT_F32;
+    return w;
+}
+
+/* Places the concatenation of parts (src.data NULL = zeros) as one tensor of dtype t; returns its
  * device address (NULL while sizing). */
-static void *place(cursor *c, eva_cu_dtype t, int nparts, const float *const *srcs, const size_t *ns) {
+static void *place(cursor *c, eva_cu_dtype t, int nparts, const eva_wmat *srcs, const size_t *ns) {
     size_t total = 0;
     for (int i = 0; i < nparts; i++) total += ns[i];
     void *dst = c->base ? c->base + c->off : NULL;
@@ -139,8 +164,8 @@ static void *place(cursor *c, eva_cu_dtype t, int nparts, const float *const *sr
         size_t o = 0;
         for (int i = 0; i < nparts && c->st == EVA_OK; i++) {
             char *p = (char *)dst + o * eva_cu_dtype_size(t);
-            if (srcs[i])
-                c->st = eva_cu_upload(p, srcs[i], ns[i], t);
+            if (srcs[i].data)
+                c->st = upload_typed(p, srcs[i], ns[i], t);
             else if (cudaMemset(p, 0, ns[i] * eva_cu_dtype_size(t)) != cudaSuccess)
                 c->st = eva_fail(EVA_ERR_CUDA, "weights upload: cudaMemset failed");
             o += ns[i];
@@ -149,9 +174,11 @@ static void *place(cursor *c, eva_cu_dtype t, int nparts, const float *const *sr
     c->off += align_up(total * eva_cu_dtype_size(t));
     return dst;
 }
-static void *place1(cursor *c, eva_cu_dtype t, const float *src, size_t n) { return place(c, t, 1, &src, &n); }
+static void *place1(cursor *c, eva_cu_dtype t, eva_wmat src, size_t n) { return place(c, t, 1, &src, &n); }
 
-#define HV(field) (h ? h->field : NULL)
+static const eva_wmat no_wmat = {NULL, EVA_DT_F32};
+#define HV(field) wf(h ? h->field : NULL)
+#define HVM(field) (h ? h->field : no_wmat) /* typed (eva_wmat) views */
 
 /* Walks every device tensor in a fixed order: sizes (m == NULL) or uploads from host model h. */
 static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_model *h, eva_cuda_model *m,
@@ -166,18 +193,19 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
         const eva_vblock_weights *hb = h ? &h->w.vision.blocks[i] : NULL;
         dev_vblock db;
         memset(&db, 0, sizeof db);
-#define HB(f) (hb ? hb->f : NULL)
+#define HB(f) wf(hb ? hb->f : NULL)
+#define HBM(f) (hb ? hb->f : no_wmat)
         db.n1w = (const float *)place1(c, F32, HB(norm1_w), D);
         if (ln) db.n1b = (const float *)place1(c, F32, HB(norm1_b), D);
         if (v->qkv == EVA_QKV_FUSED) {
-            db.qkv_w = place1(c, act, HB(qkv_w), 3 * D * D);
+            db.qkv_w = place1(c, act, HBM(qkv_w), 3 * D * D);
         } else {
-            const float *s[3] = {HB(q_w), HB(k_w), HB(v_w)};
+            const eva_wmat s[3] = {HBM(q_w), HBM(k_w), HBM(v_w)};
             size_t n[3] = {D * D, D * D, D * D};
             db.qkv_w = place(c, act, 3, s, n);
         }
         if (v->qv_bias) {
-            const float *s[3] = {HB(q_b), NULL, HB(v_b)};
+            const eva_wmat s[3] = {HB(q_b), no_wmat, HB(v_b)};
             size_t n[3] = {D, D, D};
             db.qkv_b = place(c, act, 3, s, n);
         }
@@ -187,20 +215,20 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
             db.mnw = (const float *)place1(c, F32, HB(mlp_norm_w), F);
             db.mnb = (const float *)place1(c, F32, HB(mlp_norm_b), F);
         }
-        db.proj_w = place1(c, act, HB(proj_w), D * D);
+        db.proj_w = place1(c, act, HBM(proj_w), D * D);
         db.proj_b = place1(c, act, HB(proj_b), D);
         db.n2w = (const float *)place1(c, F32, HB(norm2_w), D);
         if (ln) db.n2b = (const float *)place1(c, F32, HB(norm2_b), D);
         if (v->mlp == EVA_MLP_SWIGLU) {
-            const float *sw[2] = {HB(fc1_g_w), HB(fc1_x_w)}, *sb[2] = {HB(fc1_g_b), HB(fc1_x_b)};
+            const eva_wmat sw[2] = {HBM(fc1_g_w), HBM(fc1_x_w)}, sb[2] = {HB(fc1_g_b), HB(fc1_x_b)};
             size_t nw[2] = {F * D, F * D}, nb[2] = {F, F};
             db.fc1_w = place(c, act, 2, sw, nw);
             db.fc1_b = place(c, act, 2, sb, nb);
         } else {
-            db.fc1_w = place1(c, act, HB(fc1_w), F * D);
+            db.fc1_w = place1(c, act, HBM(fc1_w), F * D);
             db.fc1_b = place1(c, act, HB(fc1_b), F);
         }
-        db.fc2_w = place1(c, act, HB(fc2_w), D * F);
+        db.fc2_w = place1(c, act, HBM(fc2_w), D * F);
         db.fc2_b = place1(c, act, HB(fc2_b), D);
 #undef HB
         if (m) m->vb[i] = db;
@@ -220,7 +248,7 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
         p = place1(c, F32, HV(w.vision.norm_b), D);
         if (m) m->norm_b = (const float *)p;
     }
-    p = place1(c, act, HV(w.vision.head_w), E * D);
+    p = place1(c, act, HVM(w.vision.head_w), E * D);
     if (m) m->head_w = p;
     if (v->head_bias) {
         p = place1(c, act, HV(w.vision.head_b), E);
@@ -236,9 +264,9 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
                 c->st = eva_ref_rope_table(tab, tab + (N - 1) * d, (int)G, v->rope_ref_grid, (int)d);
         }
         const float *s0 = tab, *s1 = tab ? tab + (N - 1) * d : NULL;
-        p = place1(c, F32, c->st == EVA_OK ? s0 : NULL, (N - 1) * d);
+        p = place1(c, F32, wf(c->st == EVA_OK ? s0 : NULL), (N - 1) * d);
         if (m) m->rope_cos = (const float *)p;
-        p = place1(c, F32, c->st == EVA_OK ? s1 : NULL, (N - 1) * d);
+        p = place1(c, F32, wf(c->st == EVA_OK ? s1 : NULL), (N - 1) * d);
         if (m) m->rope_sin = (const float *)p;
         free(tab);
     }
@@ -246,23 +274,24 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
     for (int i = 0; i < tc->layers; i++) {
         const eva_tblock_weights *hb = h ? &h->w.text.blocks[i] : NULL;
         dev_tblock db;
-#define HB(f) (hb ? hb->f : NULL)
+#define HB(f) wf(hb ? hb->f : NULL)
+#define HBM(f) (hb ? hb->f : no_wmat)
         db.ln1w = (const float *)place1(c, F32, HB(ln_1_w), W);
         db.ln1b = (const float *)place1(c, F32, HB(ln_1_b), W);
-        db.in_w = place1(c, act, HB(in_proj_w), 3 * W * W);
+        db.in_w = place1(c, act, HBM(in_proj_w), 3 * W * W);
         db.in_b = place1(c, act, HB(in_proj_b), 3 * W);
-        db.out_w = place1(c, act, HB(out_proj_w), W * W);
+        db.out_w = place1(c, act, HBM(out_proj_w), W * W);
         db.out_b = place1(c, act, HB(out_proj_b), W);
         db.ln2w = (const float *)place1(c, F32, HB(ln_2_w), W);
         db.ln2b = (const float *)place1(c, F32, HB(ln_2_b), W);
-        db.fc_w = place1(c, act, HB(c_fc_w), Ft * W);
+        db.fc_w = place1(c, act, HBM(c_fc_w), Ft * W);
         db.fc_b = place1(c, act, HB(c_fc_b), Ft);
-        db.pr_w = place1(c, act, HB(c_proj_w), W * Ft);
+        db.pr_w = place1(c, act, HBM(c_proj_w), W * Ft);
         db.pr_b = place1(c, act, HB(c_proj_b), W);
 #undef HB
         if (m) m->tb[i] = db;
     }
-    p = place1(c, F32, HV(w.text.token_embedding), V * W);
+    p = place1(c, F32, HVM(w.text.token_embedding), V * W);
     if (m) m->tok = (const float *)p;
     p = place1(c, F32, HV(w.text.positional_embedding), L * W);
     if (m) m->tpos = (const float *)p;

@@ -36,8 +36,8 @@ typedef struct {
 /* EVA_OK and fills info when a device is usable; EVA_ERR_NO_DEVICE otherwise. */
 eva_status eva_cuda_device(eva_cuda_device_info *info);
 
-/* Uploads `host` (fp32 arena) in `prec`. Refuses fp16 for variants where it is unsafe
- * (EVA_ERR_UNSUPPORTED with the reason). max_batch sizes the activation memory. */
+/* Uploads `host` (weights in their stored dtype, widened per tensor on the host) in `prec`.
+ * Refuses fp16 for variants where it is unsafe (EVA_ERR_UNSUPPORTED with the reason). max_batch sizes the activation memory. */
 eva_status eva_cuda_model_create(eva_cuda_model **out, const eva_model *host, eva_precision prec, int max_batch);
 /* Same semantics and shapes as eva_ref_encode_image / eva_ref_encode_text (features before
  * normalisation, fp32 on the host). */

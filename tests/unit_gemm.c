@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eva_half.h"
 #include "ref_gemm.h"
 
 static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
@@ -184,6 +185,41 @@ START_TEST(test_empty_k) {
 }
 END_TEST
 
+/* Weights held as F16 or BF16 (eva_gemm_nt_w) give exactly eva_gemm_nt's result on the widened
+ * matrix, on both kernels, one thread and all, with a row stride past K, at a short-K shape, a
+ * long-K shape (K split into ranges) and a partial tile. */
+START_TEST(test_typed_weights) {
+    static const int shapes[][3] = {{37, 29, 70}, {70, 50, 1100}, {5, 13, 300}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        const int M = shapes[sh][0], C = shapes[sh][1], K = shapes[sh][2], ldw = K + 3;
+        float *x = randv((size_t)M * K), *w = randv((size_t)C * ldw), *b = randv(C), *wide = randv((size_t)C * ldw);
+        uint16_t *h = malloc(sizeof *h * (size_t)C * ldw);
+        float *want = malloc(sizeof(float) * (size_t)M * C), *got = malloc(sizeof(float) * (size_t)M * C);
+        ck_assert(h && want && got);
+        for (int dt = EVA_DT_F16; dt <= EVA_DT_BF16; dt++) {
+            for (size_t i = 0; i < (size_t)C * ldw; i++) {
+                h[i] = dt == EVA_DT_F16 ? eva_f32_to_f16(w[i] * 4.0f) : eva_f32_to_bf16(w[i] * 4.0f);
+                wide[i] = dt == EVA_DT_F16 ? eva_f16_to_f32(h[i]) : eva_bf16_to_f32(h[i]);
+            }
+            const eva_wmat wm = {h, (eva_dtype)dt};
+            for (int portable = 0; portable < 2; portable++) {
+                bool prev = eva_gemm_force_portable(portable);
+                for (int th = 0; th < 2; th++) {
+                    eva_gemm_nt(want, x, wide, b, M, C, K, K, ldw, C, th);
+                    memset(got, 0, sizeof(float) * (size_t)M * C);
+                    eva_gemm_nt_w(got, x, wm, b, M, C, K, K, ldw, C, th);
+                    ck_assert_msg(!memcmp(want, got, sizeof(float) * (size_t)M * C), "%s M%d C%d K%d %s threads %d",
+                                  eva_dtype_name((eva_dtype)dt), M, C, K, eva_gemm_kernel_name(), th);
+                }
+                eva_gemm_force_portable(prev);
+            }
+        }
+        free(x), free(w), free(b), free(wide), free(h), free(want), free(got);
+    }
+}
+END_TEST
+
+
 static Suite *gemm_suite(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
@@ -196,6 +232,7 @@ static Suite *gemm_suite(void) {
     tcase_add_test(tc, test_empty_k);
     tcase_add_test(tc, test_numerics_model);
     tcase_add_test(tc, test_long_k_split);
+    tcase_add_test(tc, test_typed_weights);
     suite_add_tcase(s, tc);
     return s;
 }
