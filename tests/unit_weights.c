@@ -155,6 +155,8 @@ static void assert_placement(const eva_model *m, eva_dtype file_dt) {
     ck_assert_msg(eva_model_plan_bytes(&plan, m->source, &m->cfg) == EVA_OK, "%s", eva_last_error());
     ck_assert_int_eq(plan.arena_bytes, m->bytes.arena_bytes);
     for (int t = 0; t < 3; t++) ck_assert_int_eq(plan.mapped_bytes[t], m->bytes.mapped_bytes[t]);
+    ck_assert_int_eq(plan.mapped_dtype, (int)file_dt);
+    ck_assert_int_eq(m->bytes.mapped_dtype, (int)file_dt);
     ck_assert_int_lt(m->bytes.arena_bytes, mapped); /* matrices dominate even the tiny models */
 }
 

@@ -92,34 +92,53 @@ static int64_t inputs_bytes(const eva_config *cfg, eva_bench_tower tower, int ba
            (int64_t)batch * cfg->embed_dim * 4;
 }
 
-eva_status eva_bench_plan_memory(eva_mem_plan *p, const eva_config *cfg, int towers, int max_batch) {
+eva_status eva_bench_plan_memory(eva_mem_plan *p, const eva_config *cfg, int towers, int max_batch,
+                                 const char *weights) {
     memset(p, 0, sizeof *p);
     p->device_bytes = p->device_free_bytes = -1;
-    eva_tensor_table tt;
-    eva_status st = eva_tensors_build(&tt, cfg);
+    eva_weights_bytes wb;
+    eva_status st = eva_model_plan_bytes(&wb, weights, cfg);
     if (st != EVA_OK) return st;
-    p->weight_bytes = tt.arena_floats * (int64_t)sizeof(float);
-    eva_tensors_free(&tt);
+    p->weight_arena_bytes = wb.arena_bytes;
+    p->weight_mapped_dtype = wb.mapped_dtype;
+    int64_t block = 0; /* the largest block's mapped bytes among the towers run (about: blocks are alike) */
     for (int t = 0; t < 2; t++) {
         if (!(towers & (1 << t))) continue;
+        p->weight_mapped_bytes += wb.mapped_bytes[t];
+        int n = t == EVA_BENCH_IMAGE ? cfg->vision.depth : cfg->text.layers;
+        int64_t b = n > 0 ? wb.mapped_bytes[t] / n : wb.mapped_bytes[t];
+        if (b > block) block = b;
         int64_t a = eva_bench_activation_bytes(cfg, (eva_bench_tower)t, max_batch);
         int64_t in = inputs_bytes(cfg, (eva_bench_tower)t, max_batch);
         if (a + in > p->activation_bytes + p->input_bytes) p->activation_bytes = a, p->input_bytes = in;
     }
+    p->weight_mapped_bytes += wb.mapped_bytes[EVA_TOWER_TOP];
+    p->weight_bytes = p->weight_arena_bytes + p->weight_mapped_bytes;
     p->overhead_bytes = OVERHEAD_BYTES;
     p->total_bytes = p->weight_bytes + p->activation_bytes + p->input_bytes + p->overhead_bytes;
+    p->resident_min_bytes = p->total_bytes - p->weight_mapped_bytes + 2 * block;
     p->available_bytes = eva_mem_available();
     return EVA_OK;
 }
 
-eva_status eva_bench_check_memory(const eva_mem_plan *p, const char *what) {
-    if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes)
+static const char *mapped_dtype_name(int dt) {
+    return dt < 0 ? "mixed-dtype" : eva_dtype_name((eva_dtype)dt);
+}
+
+eva_status eva_bench_check_memory(eva_mem_plan *p, const char *what) {
+    p->weights_paged = false;
+    if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes && p->weight_mapped_bytes > 0 &&
+        p->resident_min_bytes <= p->available_bytes)
+        p->weights_paged = true; /* runs, reading the mapped weights from the file on every forward */
+    else if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes)
         return eva_fail(EVA_ERR_NOMEM,
-                        "%s: needs %.2f GiB (%lld bytes: fp32 weights %.2f GiB + activations %.2f GiB + inputs %.2f "
-                        "GiB + overhead %.2f GiB), %.2f GiB (%lld bytes) available",
+                        "%s: needs %.2f GiB (%lld bytes: weights %.2f GiB (fp32 %.2f GiB + %s mapped from the file "
+                        "%.2f GiB) + activations %.2f GiB + inputs %.2f GiB + overhead %.2f GiB), %.2f GiB (%lld "
+                        "bytes) available",
                         what, p->total_bytes / GIB, (long long)p->total_bytes, p->weight_bytes / GIB,
-                        p->activation_bytes / GIB, p->input_bytes / GIB, p->overhead_bytes / GIB,
-                        p->available_bytes / GIB, (long long)p->available_bytes);
+                        p->weight_arena_bytes / GIB, mapped_dtype_name(p->weight_mapped_dtype),
+                        p->weight_mapped_bytes / GIB, p->activation_bytes / GIB, p->input_bytes / GIB,
+                        p->overhead_bytes / GIB, p->available_bytes / GIB, (long long)p->available_bytes);
     if (p->device_bytes >= 0 && p->device_free_bytes >= 0 && p->device_bytes > p->device_free_bytes)
         return eva_fail(EVA_ERR_NOMEM, "%s: needs %.2f GiB (%lld bytes) of device memory, %.2f GiB (%lld bytes) free",
                         what, p->device_bytes / GIB, (long long)p->device_bytes, p->device_free_bytes / GIB,
@@ -127,17 +146,42 @@ eva_status eva_bench_check_memory(const eva_mem_plan *p, const char *what) {
     return EVA_OK;
 }
 
+void eva_bench_plan_describe(const eva_mem_plan *p, char *buf, size_t n) {
+    const double M = 1024.0 * 1024.0;
+    int k;
+    if (p->weight_mapped_bytes > 0)
+        k = snprintf(buf, n, "weights %.1f MiB held (%s %.1f MiB mapped from the file, fp32 %.1f MiB)",
+                     p->weight_bytes / M, mapped_dtype_name(p->weight_mapped_dtype), p->weight_mapped_bytes / M,
+                     p->weight_arena_bytes / M);
+    else
+        k = snprintf(buf, n, "fp32 weights %.1f MiB", p->weight_bytes / M);
+    if (k < 0 || (size_t)k >= n) return;
+    int k2 = snprintf(buf + k, n - (size_t)k,
+                      ", largest batch activations %.1f MiB, inputs %.1f MiB; %.1f MiB available%s",
+                      p->activation_bytes / M, p->input_bytes / M, p->available_bytes / M,
+                      p->weights_paged ? " (the mapped weights do not fit: read from the file through the page "
+                                         "cache on every forward, timings include the disk)"
+                                       : "");
+    (void)k2;
+}
+
 /* ---- session ---------------------------------------------------------------------------------- */
 
 /* The device half of the memory plan: where the implementation has a device, the bytes it needs
  * there and the bytes free replace the host's activation share. */
-static eva_status plan_device(eva_bench_session *s, const eva_backend_ops *ops, int max_batch) {
+static eva_status plan_device(eva_bench_session *s, const eva_backend_ops *ops, int max_batch,
+                              const char *weights) {
     if (!ops || !ops->plan_device) return EVA_OK;
     eva_status st = ops->plan_device(&s->cfg, s->precision, max_batch, s->device, sizeof s->device,
                                      &s->plan.device_bytes, &s->plan.device_free_bytes);
     if (st != EVA_OK) return st;
+    eva_mem_plan all; /* the upload reads both towers' weights once */
+    if ((st = eva_bench_plan_memory(&all, &s->cfg, 3, 1, weights)) != EVA_OK) return st;
+    s->plan.weight_mapped_bytes = all.weight_mapped_bytes;
+    s->plan.weight_bytes = s->plan.weight_arena_bytes + s->plan.weight_mapped_bytes;
     s->plan.activation_bytes = 0; /* on the device */
     s->plan.total_bytes = s->plan.weight_bytes + s->plan.input_bytes + s->plan.overhead_bytes;
+    s->plan.resident_min_bytes = s->plan.total_bytes - s->plan.weight_mapped_bytes;
     return EVA_OK;
 }
 
@@ -153,10 +197,10 @@ eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o
     eva_status st = eva_backend_select(&s->impl, &s->precision, o->impl, o->precision);
     if (st == EVA_OK)
         st = eva_resolve_config(&s->cfg, &s->config_source, o->config, o->variant, NULL, NULL, o->weights);
-    if (st == EVA_OK) st = eva_bench_plan_memory(&s->plan, &s->cfg, o->towers, o->max_batch);
+    if (st == EVA_OK) st = eva_bench_plan_memory(&s->plan, &s->cfg, o->towers, o->max_batch, o->weights);
     if (st != EVA_OK) return st;
     const eva_backend_ops *ops = eva_backend_ops_for(s->impl);
-    if ((st = plan_device(s, ops, o->max_batch)) != EVA_OK) return st;
+    if ((st = plan_device(s, ops, o->max_batch, o->weights)) != EVA_OK) return st;
     char what[400];
     snprintf(what, sizeof what, "%s %s at batch %d", s->cfg.name, eva_precision_name(s->precision), o->max_batch);
     if ((st = eva_bench_check_memory(&s->plan, what)) != EVA_OK) return st;

@@ -29,11 +29,19 @@ eva_status eva_bench_towers_parse(int *towers, const char *s);
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    int64_t weight_bytes;     /* fp32 tensor arena (both towers: the loader keeps them all) */
+    int64_t weight_bytes;     /* weights held for the run: weight_arena_bytes + weight_mapped_bytes */
+    int64_t weight_arena_bytes;  /* owned fp32 arena: random weights (every tensor), or a file's small tensors */
+    int64_t weight_mapped_bytes; /* the run's towers' weight matrices, read in place from the mapped file in its
+                                    dtype (page cache); 0 for random weights */
+    int weight_mapped_dtype;  /* eva_dtype of the mapped weights, -1 when none or mixed */
+    bool weights_paged;       /* the mapped weights do not fit the available memory: they are read from the file
+                                 through the page cache, block by block, on every forward (disk-bound timings) */
     int64_t activation_bytes; /* reference workspace + SGEMM packing of the largest batch (towers run one at a time) */
     int64_t input_bytes;      /* rotating input buffers and the features of the largest batch */
     int64_t overhead_bytes;   /* process, libraries, GEMM packing buffers (a fixed allowance) */
     int64_t total_bytes;      /* the sum: what the run needs on the host */
+    int64_t resident_min_bytes; /* with paged weights: what must stay resident (all but the mapped weights, plus
+                                   two blocks' worth of them) */
     int64_t available_bytes;  /* eva_mem_available(), -1 unknown */
     int64_t device_bytes;     /* --impl cuda: device bytes needed, else -1 */
     int64_t device_free_bytes;/* --impl cuda: free device bytes, else -1 */
@@ -42,11 +50,18 @@ typedef struct {
 /* Activation bytes of one batch of a tower: the reference's workspace plus the largest packing
  * buffer its SGEMM allocates during the forward (linear layers or attention). */
 int64_t eva_bench_activation_bytes(const eva_config *cfg, eva_bench_tower tower, int batch);
-/* Fills the plan for running `towers` (bit 1 image, bit 2 text) at batches up to max_batch. */
-eva_status eva_bench_plan_memory(eva_mem_plan *p, const eva_config *cfg, int towers, int max_batch);
-/* EVA_ERR_NOMEM, with "<what>: needs X GiB (weights A + activations B + inputs C + overhead D),
- * Y GiB available", when the plan exceeds the available memory (host, or device for cuda). */
-eva_status eva_bench_check_memory(const eva_mem_plan *p, const char *what);
+/* Fills the plan for running `towers` (bit 1 image, bit 2 text) at batches up to max_batch, with the
+ * weights of file `weights` (its header only is read: eva_model_plan_bytes) or random (NULL). */
+eva_status eva_bench_plan_memory(eva_mem_plan *p, const eva_config *cfg, int towers, int max_batch,
+                                 const char *weights);
+/* EVA_ERR_NOMEM, with "<what>: needs X GiB (weights A (...) + activations B + inputs C + overhead
+ * D), Y GiB available", when the plan exceeds the available memory (host, or device for cuda).
+ * Mapped weights that do not fit are not refused as long as the rest plus two blocks of them fit:
+ * the plan is then marked weights_paged. */
+eva_status eva_bench_check_memory(eva_mem_plan *p, const char *what);
+/* One line describing the plan ("weights ... held (...), largest batch activations ..., inputs
+ * ...; ... available"), for the command's header. */
+void eva_bench_plan_describe(const eva_mem_plan *p, char *buf, size_t n);
 
 /* ---- a session: config, memory check, weights, implementation ------------------------------- */
 

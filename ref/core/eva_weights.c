@@ -64,6 +64,7 @@ static eva_status model_alloc(eva_model *m, const eva_config *cfg, const char *w
     eva_status s;
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->bytes.mapped_dtype = -1;
     if ((s = eva_tensors_build(&m->tensors, cfg)) != EVA_OK) return s;
     size_t nv = cfg->vision.depth > 0 ? (size_t)cfg->vision.depth : 1;
     size_t nt = cfg->text.layers > 0 ? (size_t)cfg->text.layers : 1;
@@ -116,8 +117,18 @@ static int64_t pad_floats(int64_t n) {
     return (n + EVA_ARENA_ALIGN_FLOATS - 1) / EVA_ARENA_ALIGN_FLOATS * EVA_ARENA_ALIGN_FLOATS;
 }
 
+static void note_mapped(eva_weights_bytes *b, const eva_tensor_desc *d, const eva_st_tensor *t) {
+    int none = b->mapped_bytes[0] + b->mapped_bytes[1] + b->mapped_bytes[2] == 0;
+    b->mapped_bytes[d->tower] += (int64_t)(t->end - t->begin);
+    if (none)
+        b->mapped_dtype = (int)t->dtype;
+    else if (b->mapped_dtype != (int)t->dtype)
+        b->mapped_dtype = -1;
+}
+
 eva_status eva_model_plan_bytes(eva_weights_bytes *b, const char *path, const eva_config *cfg) {
     memset(b, 0, sizeof *b);
+    b->mapped_dtype = -1;
     eva_tensor_table tt;
     eva_status s = eva_tensors_build(&tt, cfg);
     if (s != EVA_OK) return s;
@@ -139,7 +150,7 @@ eva_status eva_model_plan_bytes(eva_weights_bytes *b, const char *path, const ev
         if (i < 0) continue;
         const eva_st_tensor *t = eva_safetensors_get(st, i);
         if (tensor_mapped(d, t, eva_safetensors_data_offset(st, i)))
-            b->mapped_bytes[d->tower] += (int64_t)(t->end - t->begin);
+            note_mapped(b, d, t);
         else
             nf += pad_floats(d->numel);
     }
@@ -167,7 +178,7 @@ static eva_status model_place(eva_model *m, const eva_safetensors *st, const int
         if (tensor_mapped(d, t, off)) {
             m->at[j].data = base + off;
             m->at[j].dtype = (eva_dtype)t->dtype;
-            m->bytes.mapped_bytes[d->tower] += (int64_t)(t->end - t->begin);
+            note_mapped(&m->bytes, d, t);
         } else {
             m->at[j].data = NULL; /* arena offset nf, set below */
             m->at[j].dtype = EVA_DT_F32;

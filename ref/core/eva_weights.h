@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
     int64_t arena_bytes;          /* owned fp32 arena */
     int64_t mapped_bytes[3];      /* typed tensors served by a mapping, by eva_tower (image, text, top) */
+    int mapped_dtype;             /* eva_dtype of every mapped tensor; -1 when none or mixed */
 } eva_weights_bytes;
 
 typedef struct {
