@@ -4,6 +4,8 @@
  * run through the page cache when the rest fits, and a plan whose non-weight part does not fit is
  * refused. Uses the committed tiny 8B goldens (F32 and BF16 copies of the same weights). */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,15 +111,12 @@ START_TEST(refusal_and_paging) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
+    (void)opt;
     Suite *s = suite_create("mem_plan");
     TCase *t = tcase_create("plan");
     tcase_add_test(t, plan_counts_file_dtype);
     tcase_add_test(t, refusal_and_paging);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
