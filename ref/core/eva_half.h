@@ -108,14 +108,15 @@ typedef struct {
     eva_dtype dtype;
 } eva_wmat;
 
-/* The same as eva_f16_to_f32, without branches (a loop of it vectorises): the 15 exponent and
- * mantissa bits placed in an fp32's and scaled by 2^112 rebias normals and subnormals exactly
- * (fp32 subnormals are not flushed: no fast-math anywhere); inf and NaN get the fp32 exponent. */
+/* The same as eva_f16_to_f32, without branches (a loop of it vectorises): normals rebias the
+ * exponent by adding (127 - 15) << 23 to the shifted bits, subnormals are their integer mantissa
+ * times 2^-24 (exact, and no subnormal fp32 operand anywhere), inf and NaN get the fp32 exponent. */
 static inline float eva_f16_to_f32_flat(uint16_t h) {
     uint32_t em = (uint32_t)h & 0x7fffu;
-    float f = eva_bits_to_f32(em << 13) * 5.192296858534828e+33f; /* 2^112 */
-    uint32_t bits = eva_f32_to_bits(f);
-    bits = em >= 0x7c00u ? (0x7f800000u | (em << 13)) : bits;
+    uint32_t normal = (em << 13) + 0x38000000u;
+    uint32_t sub = eva_f32_to_bits((float)em * 5.9604644775390625e-08f); /* 2^-24 */
+    uint32_t special = 0x7f800000u | (em << 13);
+    uint32_t bits = em < 0x400u ? sub : em >= 0x7c00u ? special : normal;
     return eva_bits_to_f32(bits | ((uint32_t)(h & 0x8000u) << 16));
 }
 

@@ -107,6 +107,34 @@ static void pack_panel(float *dst, const float *x, int ldx, int t0, int nt, int 
     }
 }
 
+/* Weight rows held as F16 are widened with the CPU's F16C conversion where it has one (x86-64
+ * since 2012; exact, like the portable conversion, about 30x faster), chosen at run time. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+__attribute__((target("avx,f16c"))) static void widen_f16c(float *dst, const uint16_t *s, size_t n) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + k))));
+    for (; k < n; k++) dst[k] = eva_f16_to_f32_flat(s[k]);
+}
+static bool have_f16c(void) {
+    static int v = -1; /* benign race: every thread computes the same answer */
+    if (v < 0) v = __builtin_cpu_supports("f16c") ? 1 : 0;
+    return v == 1;
+}
+#define EVA_GEMM_F16C 1
+#endif
+
+/* wt[0..n) = weights w[first .. first + n) in fp32. */
+static void widen_w(float *wt, eva_wmat w, size_t first, size_t n) {
+#ifdef EVA_GEMM_F16C
+    if (w.dtype == EVA_DT_F16 && have_f16c()) {
+        widen_f16c(wt, (const uint16_t *)w.data + first, n);
+        return;
+    }
+#endif
+    eva_widen(wt, w.data, w.dtype, first, n);
+}
+
 /* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wt[i][k] * panel[k][j] ----------------
  * wt: MR weight rows, a KB-long slice of each copied to wt[i * KB + k] (stays in L1 across the
  * panels); panel: a packed token panel. The float sums restart every KC products and are folded into dacc
@@ -229,7 +257,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, e
         int klen = kend - kb < KB ? kend - kb : KB;
         for (int i = 0; i < MR; i++) /* rows past mr repeat row c0; their sums are dropped. Weights held
                                        * as F16/BF16 are widened to fp32 here, once per tile and k block */
-            eva_widen(wt + i * KB, w.data, w.dtype, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, (size_t)klen);
+            widen_w(wt + i * KB, w, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, (size_t)klen);
         /* prefetch the next weight block, spread over the panels of this one */
         int pc = kb + KB < kend ? c0 : next_c0, pk = kb + KB < kend ? kb + KB : kbeg;
         int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
