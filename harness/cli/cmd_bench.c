@@ -2,8 +2,9 @@
  * Parse -> open the session (harness/lib/bench.h) -> measure each (tower, batch) -> table and JSON.
  *
  * Decisions:
- * - The memory a run needs (fp32 weights + the largest batch's activations + inputs + a fixed
- *   allowance) is computed before anything large is allocated; a run that cannot fit is refused
+ * - The memory a run needs (the weights as held: a file's matrices mapped in its dtype, the rest
+ *   fp32; + the largest batch's activations + inputs + a fixed allowance) is computed before
+ *   anything large is allocated; a run that cannot fit is refused
  *   with the bytes needed and available (exit 2), never left to the OOM killer.
  * - Random weights (seeded) unless --weights; the header line and every record say which.
  * - Each (tower, batch) gets its own warm-up, a finiteness check of the features ("validate, then
@@ -127,10 +128,9 @@ static void print_header(const eva_bench_session *s, const eva_sysinfo *si, bool
     printf("device: %s\nbuild: %s (%s), %s, %s, gemm kernel %s%s\n", s->device, si->version, si->git_rev,
            si->compiler, si->flags, eva_gemm_kernel_name(),
            si->sanitizers ? ", SANITIZERS (timings not meaningful)" : "");
-    printf("memory: fp32 weights %.1f MiB, largest batch activations %.1f MiB, inputs %.1f MiB; %.1f MiB "
-           "available\n\n",
-           mib(s->plan.weight_bytes), mib(s->plan.activation_bytes), mib(s->plan.input_bytes),
-           mib(s->plan.available_bytes));
+    char mem[600];
+    eva_bench_plan_describe(&s->plan, mem, sizeof mem);
+    printf("memory: %s\n\n", mem);
     printf("%-6s %6s %6s %11s %11s %11s %10s %12s %12s\n", "tower", "batch", "iters", "median ms", "p90 ms",
            "items/s", "GFLOP/s", "peak RSS MiB", "device MiB");
     fflush(stdout);
