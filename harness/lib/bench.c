@@ -130,15 +130,25 @@ eva_status eva_bench_check_memory(eva_mem_plan *p, const char *what) {
     if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes && p->weight_mapped_bytes > 0 &&
         p->resident_min_bytes <= p->available_bytes)
         p->weights_paged = true; /* runs, reading the mapped weights from the file on every forward */
-    else if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes)
+    else if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes) {
+        char w[160];
+        if (p->weight_mapped_bytes > 0)
+            snprintf(w, sizeof w, "weights %.2f GiB (%s mapped from the file %.2f GiB + fp32 %.2f GiB)",
+                     p->weight_bytes / GIB, mapped_dtype_name(p->weight_mapped_dtype), p->weight_mapped_bytes / GIB,
+                     p->weight_arena_bytes / GIB);
+        else
+            snprintf(w, sizeof w, "fp32 weights %.2f GiB", p->weight_bytes / GIB);
+        char paged[120] = "";
+        if (p->weight_mapped_bytes > 0)
+            snprintf(paged, sizeof paged, "; at least %.2f GiB with the mapped weights read through the page cache",
+                     p->resident_min_bytes / GIB);
         return eva_fail(EVA_ERR_NOMEM,
-                        "%s: needs %.2f GiB (%lld bytes: weights %.2f GiB (fp32 %.2f GiB + %s mapped from the file "
-                        "%.2f GiB) + activations %.2f GiB + inputs %.2f GiB + overhead %.2f GiB), %.2f GiB (%lld "
-                        "bytes) available",
-                        what, p->total_bytes / GIB, (long long)p->total_bytes, p->weight_bytes / GIB,
-                        p->weight_arena_bytes / GIB, mapped_dtype_name(p->weight_mapped_dtype),
-                        p->weight_mapped_bytes / GIB, p->activation_bytes / GIB, p->input_bytes / GIB,
-                        p->overhead_bytes / GIB, p->available_bytes / GIB, (long long)p->available_bytes);
+                        "%s: needs %.2f GiB (%lld bytes: %s + activations %.2f GiB + inputs %.2f GiB + overhead "
+                        "%.2f GiB%s), %.2f GiB (%lld bytes) available",
+                        what, p->total_bytes / GIB, (long long)p->total_bytes, w, p->activation_bytes / GIB,
+                        p->input_bytes / GIB, p->overhead_bytes / GIB, paged, p->available_bytes / GIB,
+                        (long long)p->available_bytes);
+    }
     if (p->device_bytes >= 0 && p->device_free_bytes >= 0 && p->device_bytes > p->device_free_bytes)
         return eva_fail(EVA_ERR_NOMEM, "%s: needs %.2f GiB (%lld bytes) of device memory, %.2f GiB (%lld bytes) free",
                         what, p->device_bytes / GIB, (long long)p->device_bytes, p->device_free_bytes / GIB,
