@@ -578,6 +578,35 @@ static void load_golden(eva_model *m, const char *file) {
     ck_assert_msg(eva_model_load(m, p, &cfg) == EVA_OK, "%s", eva_last_error());
 }
 
+/* Transformers shards: every shard mapped once, renamed tensors used in place, q/k/v assembled
+ * into one qkv copied once in BF16 (not widened), the same values as the tiny golden, and the
+ * plan from the headers equal to what the load holds. */
+START_TEST(shards_mapped_and_assembled) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/golden/formats/hf-18b-st", source_dir());
+    ck_assert_msg(access(p, R_OK) == 0, "fixture %s not found", p);
+    eva_model base, m;
+    load_golden(&base, "18b.safetensors");
+    ck_assert_msg(eva_model_load(&m, p, &base.cfg) == EVA_OK, "%s", eva_last_error());
+    assert_same_arena(&base, &m);
+    ck_assert_int_eq(m.nmaps, 2);
+    int q = eva_tensors_find(&m.tensors, "visual.blocks.0.attn.qkv.weight");
+    int f = eva_tensors_find(&m.tensors, "visual.blocks.0.attn.proj.weight");
+    ck_assert(q >= 0 && f >= 0);
+    ck_assert_int_eq(m.at[q].dtype, EVA_DT_BF16);
+    ck_assert_int_eq(m.at[f].dtype, EVA_DT_BF16);
+    const char *a = (const char *)m.arena, *pq = m.at[q].data, *pf = m.at[f].data;
+    ck_assert_msg(pq >= a && pq < a + m.bytes.arena_bytes, "qkv is not the owned copy");
+    ck_assert_msg(!(pf >= a && pf < a + m.bytes.arena_bytes), "proj is not used in place");
+    eva_weights_bytes plan;
+    ck_assert_msg(eva_model_plan_bytes(&plan, p, &base.cfg) == EVA_OK, "%s", eva_last_error());
+    ck_assert_int_eq(plan.arena_bytes, m.bytes.arena_bytes);
+    for (int t = 0; t < 3; t++) ck_assert_int_eq(plan.mapped_bytes[t], m.bytes.mapped_bytes[t]);
+    eva_model_free(&m);
+    eva_model_free(&base);
+}
+END_TEST
+
 START_TEST(golden_variants_identical) {
     /* base file, then files that must give the same arena bit for bit */
     static const char *const sets[][4] = {
@@ -626,6 +655,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(t, f16_widening_exhaustive);
     tcase_add_test(t, free_is_safe);
     tcase_add_test(t, golden_variants_identical);
+    tcase_add_test(t, shards_mapped_and_assembled);
     suite_add_tcase(s, t);
         return s;
 }

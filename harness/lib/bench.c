@@ -133,7 +133,7 @@ eva_status eva_bench_check_memory(eva_mem_plan *p, const char *what) {
     else if (p->available_bytes >= 0 && p->total_bytes > p->available_bytes) {
         char w[160];
         if (p->weight_mapped_bytes > 0)
-            snprintf(w, sizeof w, "weights %.2f GiB (%s mapped from the file %.2f GiB + fp32 %.2f GiB)",
+            snprintf(w, sizeof w, "weights %.2f GiB (%s mapped from the file %.2f GiB + owned %.2f GiB)",
                      p->weight_bytes / GIB, mapped_dtype_name(p->weight_mapped_dtype), p->weight_mapped_bytes / GIB,
                      p->weight_arena_bytes / GIB);
         else
@@ -160,7 +160,7 @@ void eva_bench_plan_describe(const eva_mem_plan *p, char *buf, size_t n) {
     const double M = 1024.0 * 1024.0;
     int k;
     if (p->weight_mapped_bytes > 0)
-        k = snprintf(buf, n, "weights %.1f MiB held (%s %.1f MiB mapped from the file, fp32 %.1f MiB)",
+        k = snprintf(buf, n, "weights %.1f MiB held (%s %.1f MiB mapped from the file, %.1f MiB owned)",
                      p->weight_bytes / M, mapped_dtype_name(p->weight_mapped_dtype), p->weight_mapped_bytes / M,
                      p->weight_arena_bytes / M);
     else

@@ -30,7 +30,8 @@ eva_status eva_bench_towers_parse(int *towers, const char *s);
 
 typedef struct {
     int64_t weight_bytes;     /* weights held for the run: weight_arena_bytes + weight_mapped_bytes */
-    int64_t weight_arena_bytes;  /* owned fp32 arena: random weights (every tensor), or a file's small tensors */
+    int64_t weight_arena_bytes;  /* owned arena: random weights (every tensor, fp32), or a file's small tensors
+                                    (fp32) and 16-bit copies of matrices assembled from pieces */
     int64_t weight_mapped_bytes; /* the run's towers' weight matrices, read in place from the mapped file in its
                                     dtype (page cache); 0 for random weights */
     int weight_mapped_dtype;  /* eva_dtype of the mapped weights, -1 when none or mixed */

@@ -72,7 +72,7 @@ eva_status eva_safetensors_read_f32(const eva_safetensors *st, int i, float *dst
  * it is mapped faults (SIGBUS) on the next touch of a lost page, as with every mapped loader.
  * EVA_ERR_IO naming the file when the system refuses the mapping. */
 eva_status eva_safetensors_map(const eva_safetensors *st, void **addr, size_t *len);
-/* Byte offset of tensor i's data from the start of the file. */
+/* Byte offset of tensor i's data from the start of the file (a file handle, not a composite). */
 uint64_t eva_safetensors_data_offset(const eva_safetensors *st, int i);
 /* 1 when this host's byte order is the file's (little-endian), so mapped values can be read as is. */
 int eva_safetensors_native_order(void);

@@ -104,13 +104,21 @@ void eva_model_tensor_f32(const eva_model *m, int i, float *dst) {
     eva_widen(dst, m->at[i].data, m->at[i].dtype, 0, (size_t)d->numel);
 }
 
-/* ---- placement: mapped in the file's dtype, or widened into the arena ------------------------- */
+/* ---- placement: mapped in the file's dtype, copied in its dtype, or widened into the arena ---- */
 
-/* 1 when table entry d, stored in the file as t at byte offset `off`, is read through the
- * mapping; 0 when it is widened into the arena. */
-static int tensor_mapped(const eva_tensor_desc *d, const eva_st_tensor *t, uint64_t off) {
-    if (!d->typed || t->dtype == EVA_ST_OTHER || !eva_safetensors_native_order()) return 0;
-    return off % eva_dtype_size((eva_dtype)t->dtype) == 0;
+typedef enum { PLACE_F32 = 0, PLACE_MAP, PLACE_COPY16 } placement;
+
+/* Where handle tensor i, table entry d, is held. PLACE_MAP: one untransposed piece of a file
+ * (*file, *fidx), its values aligned to their size; PLACE_COPY16: a typed F16/BF16 tensor
+ * assembled from pieces, copied once in its dtype; PLACE_F32: every other tensor, widened. */
+static placement place_of(const eva_tensor_desc *d, const eva_safetensors *st, int i, const eva_safetensors **file,
+                          int *fidx) {
+    const eva_st_tensor *t = eva_safetensors_get(st, i);
+    if (!d->typed || t->dtype == EVA_ST_OTHER || !eva_safetensors_native_order()) return PLACE_F32;
+    if (eva_safetensors_source(st, i, file, fidx) &&
+        eva_safetensors_data_offset(*file, *fidx) % eva_dtype_size((eva_dtype)t->dtype) == 0)
+        return PLACE_MAP;
+    return t->dtype == EVA_ST_F32 ? PLACE_F32 : PLACE_COPY16;
 }
 
 static int64_t pad_floats(int64_t n) {
@@ -119,7 +127,7 @@ static int64_t pad_floats(int64_t n) {
 
 static void note_mapped(eva_weights_bytes *b, const eva_tensor_desc *d, const eva_st_tensor *t) {
     int none = b->mapped_bytes[0] + b->mapped_bytes[1] + b->mapped_bytes[2] == 0;
-    b->mapped_bytes[d->tower] += (int64_t)(t->end - t->begin);
+    b->mapped_bytes[d->tower] += t->numel * (int64_t)eva_dtype_size((eva_dtype)t->dtype);
     if (none)
         b->mapped_dtype = (int)t->dtype;
     else if (b->mapped_dtype != (int)t->dtype)
@@ -138,65 +146,110 @@ eva_status eva_model_plan_bytes(eva_weights_bytes *b, const char *path, const ev
         return EVA_OK;
     }
     eva_safetensors *st = NULL;
-    if ((s = eva_safetensors_open(&st, path)) != EVA_OK) {
+    if ((s = eva_checkpoint_open(&st, path)) != EVA_OK) {
         eva_tensors_free(&tt);
         return s;
     }
-    int64_t nf = 0;
+    int64_t nf = 0, n16 = 0;
     for (int j = 0; j < tt.count; j++) {
         const eva_tensor_desc *d = &tt.items[j];
         int i = eva_safetensors_find(st, d->official);
         if (i < 0 && !tt.official_only) i = eva_safetensors_find(st, d->name);
         if (i < 0) continue;
-        const eva_st_tensor *t = eva_safetensors_get(st, i);
-        if (tensor_mapped(d, t, eva_safetensors_data_offset(st, i)))
-            note_mapped(b, d, t);
+        const eva_safetensors *file = NULL;
+        int fidx = -1;
+        placement pl = place_of(d, st, i, &file, &fidx);
+        if (pl == PLACE_MAP)
+            note_mapped(b, d, eva_safetensors_get(st, i));
+        else if (pl == PLACE_COPY16)
+            n16 += pad_floats(d->numel);
         else
             nf += pad_floats(d->numel);
     }
-    b->arena_bytes = (int64_t)arena_bytes_of(nf > 0 ? nf : EVA_ARENA_ALIGN_FLOATS);
+    int64_t owned = nf + (n16 + 1) / 2; /* as model_place allocates it */
+    b->arena_bytes = (int64_t)arena_bytes_of(owned > 0 ? owned : EVA_ARENA_ALIGN_FLOATS);
     eva_safetensors_close(st);
     eva_tensors_free(&tt);
     return EVA_OK;
 }
 
-/* Maps the file and places every table entry j (file tensor src[j]): in place, or widened into
- * a fresh arena. */
+/* The mapping of `file` (made on first use); keys[] holds the file handle of each of m->maps. */
+static eva_status map_of(eva_model *m, const eva_safetensors **keys, const eva_safetensors *file,
+                         const unsigned char **base) {
+    for (int k = 0; k < m->nmaps; k++)
+        if (keys[k] == file) {
+            *base = m->maps[k].addr;
+            return EVA_OK;
+        }
+    eva_status s = eva_safetensors_map(file, &m->maps[m->nmaps].addr, &m->maps[m->nmaps].len);
+    if (s != EVA_OK) return s;
+    keys[m->nmaps] = file;
+    *base = m->maps[m->nmaps++].addr;
+    return EVA_OK;
+}
+
+/* Tensor i of st, F16/BF16, copied into dst in its dtype (read widened, narrowed back: exact). */
+static eva_status copy16(uint16_t *dst, const eva_safetensors *st, int i, const eva_tensor_desc *d, const char *path) {
+    const eva_st_tensor *t = eva_safetensors_get(st, i);
+    float *tmp = malloc((size_t)d->numel * sizeof *tmp + 4);
+    if (!tmp) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory assembling '%s'", path, d->name);
+    eva_status s = eva_safetensors_read_f32(st, i, tmp, d->numel);
+    for (int64_t k = 0; s == EVA_OK && k < d->numel; k++)
+        dst[k] = t->dtype == EVA_ST_BF16 ? eva_f32_to_bf16(tmp[k]) : eva_f32_to_f16(tmp[k]);
+    free(tmp);
+    return s;
+}
+
+/* Places every table entry j (handle tensor src[j]): in place in its file's mapping, copied in
+ * its dtype, or widened into a fresh fp32 arena. */
 static eva_status model_place(eva_model *m, const eva_safetensors *st, const int *src, const char *path) {
     const eva_tensor_table *tt = &m->tensors;
-    eva_status s;
-    m->maps = calloc(1, sizeof *m->maps);
-    if (!m->maps) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path);
-    if ((s = eva_safetensors_map(st, &m->maps[0].addr, &m->maps[0].len)) != EVA_OK) return s;
-    m->nmaps = 1;
-    const unsigned char *base = m->maps[0].addr;
-    int64_t nf = 0;
-    for (int j = 0; j < tt->count; j++) {
+    eva_status s = EVA_OK;
+    placement *pl = malloc((size_t)(tt->count > 0 ? tt->count : 1) * sizeof *pl);
+    const eva_safetensors **keys = calloc((size_t)(tt->count > 0 ? tt->count : 1), sizeof *keys);
+    m->maps = calloc((size_t)(tt->count > 0 ? tt->count : 1), sizeof *m->maps);
+    if (!pl || !keys || !m->maps) {
+        s = eva_fail(EVA_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    int64_t nf = 0, n16 = 0;
+    for (int j = 0; j < tt->count && s == EVA_OK; j++) {
         const eva_tensor_desc *d = &tt->items[j];
-        const eva_st_tensor *t = eva_safetensors_get(st, src[j]);
-        uint64_t off = eva_safetensors_data_offset(st, src[j]);
-        if (tensor_mapped(d, t, off)) {
-            m->at[j].data = base + off;
-            m->at[j].dtype = (eva_dtype)t->dtype;
-            note_mapped(&m->bytes, d, t);
+        const eva_safetensors *file = NULL;
+        int fidx = -1;
+        pl[j] = place_of(d, st, src[j], &file, &fidx);
+        m->at[j].dtype = pl[j] == PLACE_F32 ? EVA_DT_F32 : (eva_dtype)eva_safetensors_get(st, src[j])->dtype;
+        if (pl[j] == PLACE_MAP) {
+            const unsigned char *base = NULL;
+            if ((s = map_of(m, keys, file, &base)) != EVA_OK) break;
+            m->at[j].data = base + eva_safetensors_data_offset(file, fidx);
+            note_mapped(&m->bytes, d, eva_safetensors_get(st, src[j]));
+        } else if (pl[j] == PLACE_COPY16) {
+            n16 += pad_floats(d->numel);
         } else {
-            m->at[j].data = NULL; /* arena offset nf, set below */
-            m->at[j].dtype = EVA_DT_F32;
             nf += pad_floats(d->numel);
         }
     }
-    if ((s = arena_alloc(m, nf, path)) != EVA_OK) return s;
-    int64_t o = 0;
-    for (int j = 0; j < tt->count; j++) {
-        if (m->at[j].data) continue;
+    if (s != EVA_OK || (s = arena_alloc(m, nf + (n16 + 1) / 2, path)) != EVA_OK) goto done;
+    float *f = m->arena;
+    uint16_t *h = (uint16_t *)(m->arena + nf); /* the 16-bit copies after the fp32 tensors */
+    for (int j = 0; j < tt->count && s == EVA_OK; j++) {
         const eva_tensor_desc *d = &tt->items[j];
-        float *dst = m->arena + o;
-        memset(dst + d->numel, 0, (size_t)(pad_floats(d->numel) - d->numel) * sizeof(float));
-        if ((s = eva_safetensors_read_f32(st, src[j], dst, d->numel)) != EVA_OK) return s;
-        m->at[j].data = dst;
-        o += pad_floats(d->numel);
+        if (pl[j] == PLACE_F32) {
+            memset(f + d->numel, 0, (size_t)(pad_floats(d->numel) - d->numel) * sizeof(float));
+            s = eva_safetensors_read_f32(st, src[j], f, d->numel);
+            m->at[j].data = f;
+            f += pad_floats(d->numel);
+        } else if (pl[j] == PLACE_COPY16) {
+            s = copy16(h, st, src[j], d, path);
+            m->at[j].data = h;
+            h += pad_floats(d->numel);
+        }
     }
-    return EVA_OK;
+done:
+    free(pl);
+    free(keys);
+    return s;
 }
 
 /* ---- the one-line report of every offender ------------------------------------------------- */

@@ -36,7 +36,7 @@ typedef struct {
 
 /* Bytes a model holds: what it allocated, what it reads through mappings (per tower). */
 typedef struct {
-    int64_t arena_bytes;          /* owned fp32 arena */
+    int64_t arena_bytes;          /* owned arena: fp32 tensors and 16-bit copies of assembled ones */
     int64_t mapped_bytes[3];      /* typed tensors served by a mapping, by eva_tower (image, text, top) */
     int mapped_dtype;             /* eva_dtype of every mapped tensor; -1 when none or mixed */
 } eva_weights_bytes;
@@ -45,8 +45,9 @@ typedef struct {
     eva_config cfg;
     eva_tensor_table tensors;
     eva_wmat *at;                 /* [tensors.count]: where tensor i is held and in which dtype; owned */
-    float *arena;                 /* owned fp32 arena, 64-byte aligned: every tensor at its table offset for
-                                     random weights; for a loaded file the tensors widened at load */
+    float *arena;                 /* owned arena, 64-byte aligned: every tensor at its table offset for random
+                                     weights; for a loaded file the tensors widened at load, then the
+                                     16-bit copies of typed tensors assembled from pieces */
     eva_weights_map *maps;        /* [nmaps] file mappings; owned */
     int nmaps;
     eva_weights_bytes bytes;      /* what is held */
