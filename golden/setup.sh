@@ -23,6 +23,9 @@ fi
 if ! "$here/.venv/bin/python" -c "import open_clip, timm, ftfy, safetensors" 2>/dev/null; then
   "$here/.venv/bin/pip" install -q -r "$here/requirements.txt"
 fi
+if ! "$here/.venv/bin/python" -c "import clip_benchmark.metrics.zeroshot_retrieval, pycocotools.coco" 2>/dev/null; then
+  "$here/.venv/bin/pip" install -q --no-deps -r "$here/requirements-nodeps.txt"
+fi
 "$here/.venv/bin/python" - <<'PY'
 import open_clip.version
 import torch, open_clip, timm, ftfy, safetensors, h5py, numpy
