@@ -8,8 +8,12 @@ Reads (all optional):
   profile-*.json     evabench profile --json (schema evabench-profile/1)
   verify-*.json      evabench verify --json (schema evabench-verify/1)
   ratio_b16.json     harness/scripts/ratio_b16.sh --json (C reference vs PyTorch)
+  zeroshot-*.json    evabench zeroshot --json (task zeroshot_classification; imagenet1k runs count)
+  retrieval-*.json   evabench retrieval --json (task zeroshot_retrieval; mscoco_captions runs count)
 Writes:
-  summary.md         one section per machine (device + build; records of different machines are
+  summary.md         the model card's accuracy row of every variant beside ours (IN-1K zero-shot top-1,
+                     MSCOCO text-to-image R@5, with the protocol, date and machine of our run, or "not
+                     measured"); one section per machine (device + build; records of different machines are
                      never tabled under one header), in it one per variant shaped like a model card (params, precision, images/s,
                      texts/s, peak memory, verify status) + the verification table + the charts
   throughput.png     throughput against batch size (log-log), one line per variant/impl/precision/tower
@@ -73,6 +77,92 @@ def fmt_bytes(b):
     if b is None:
         return "n/a"
     return "%.2f GiB" % (b / GIB) if b >= GIB else "%.0f MiB" % (b / 1024.0 ** 2)
+
+
+# The model card's two accuracy columns (EVA-CLIP README; MSCOCO R@5 of bigE+ from open_clip's
+# docs/openclip_retrieval_results.csv, 74.92, where the README gives 75.0), in %.
+CARD = [
+    # official name, open_clip name, IN-1K zero-shot top-1, MSCOCO 5k text-to-image R@5
+    ("EVA02-CLIP-B-16", "EVA02-B-16", 74.7, 66.9),
+    ("EVA02-CLIP-L-14", "EVA02-L-14", 79.8, 71.2),
+    ("EVA02-CLIP-L-14-336", "EVA02-L-14-336", 80.4, 71.7),
+    ("EVA01-CLIP-g-14", "EVA01-g-14", 78.5, 68.5),
+    ("EVA01-CLIP-g-14-plus", "EVA01-g-14-plus", 79.3, 74.0),
+    ("EVA02-CLIP-bigE-14", "EVA02-E-14", 81.9, 74.7),
+    ("EVA02-CLIP-bigE-14-plus", "EVA02-E-14-plus", 82.0, 74.9),
+]
+
+
+def card_variant(model):
+    m = (model or "").lower()
+    for off, oc, _, _ in CARD:
+        if m in (off.lower(), oc.lower()):
+            return off
+    return None
+
+
+def run_context(doc, path):
+    """protocol text, date and machine of an evabench zeroshot/retrieval JSON."""
+    p = doc.get("protocol", {})
+    date = doc.get("date") or p.get("date")
+    if not date:
+        import datetime
+        date = datetime.datetime.utcfromtimestamp(os.path.getmtime(path)).strftime("%Y-%m-%d") + " (file time)"
+    machine = p.get("host") or p.get("device") or "?"
+    proto = "%s %s" % (p.get("impl", "?"), p.get("precision", "?"))
+    n = p.get("images_evaluated")
+    if n is not None:
+        proto += ", %s images" % n
+    if p.get("captions_evaluated") is not None:
+        proto += ", %s captions" % p["captions_evaluated"]
+    if p.get("limit"):
+        proto += ", --limit %s (subset: not comparable)" % p["limit"]
+    if p.get("images_skipped"):
+        proto += ", %s skipped" % p["images_skipped"]
+    return "%s; %s; %s" % (proto, date, machine)
+
+
+def accuracy_rows(rd):
+    """Latest (by file time) imagenet1k zero-shot and mscoco_captions retrieval result per variant."""
+    found = {}
+    files = sorted(glob.glob(os.path.join(rd, "zeroshot-*.json")) + glob.glob(os.path.join(rd, "retrieval-*.json")),
+                   key=os.path.getmtime)
+    for f in files:
+        d = load_json(f)
+        if not isinstance(d, dict):
+            continue
+        var = card_variant(d.get("model"))
+        m = d.get("metrics", {})
+        if not var:
+            continue
+        if d.get("task") == "zeroshot_classification" and d.get("dataset") == "imagenet1k" and m.get("acc1") is not None:
+            found.setdefault(var, {})["in1k"] = (100.0 * m["acc1"], run_context(d, f), os.path.basename(f))
+        if d.get("task") == "zeroshot_retrieval" and d.get("dataset") == "mscoco_captions" and \
+                m.get("image_retrieval_recall@5") is not None:
+            found.setdefault(var, {})["coco"] = (100.0 * m["image_retrieval_recall@5"], run_context(d, f),
+                                                 os.path.basename(f))
+    return found
+
+
+def accuracy_section(rd):
+    found = accuracy_rows(rd)
+    lines = ["## Accuracy: the model card beside ours", "",
+             "IN-1K: zero-shot top-1 on the 50,000 ImageNet-1K val images (80 OpenAI templates); MSCOCO: "
+             "text-to-image R@5 on the 5k karpathy test split (CLIP_benchmark's zeroshot_retrieval). Card: the "
+             "EVA-CLIP README (fp16 autocast); ours: `evabench zeroshot --dataset imagenet1k --json "
+             "reports/zeroshot-<variant>.json` and `evabench retrieval --dataset mscoco_captions --json "
+             "reports/retrieval-<variant>.json`.", "",
+             "| variant | IN-1K card | IN-1K ours | MSCOCO T2I R@5 card | MSCOCO T2I R@5 ours | our runs (protocol; "
+             "date; machine) |", "|---|---:|---:|---:|---:|---|"]
+    for off, _, in1k, coco in CARD:
+        f = found.get(off, {})
+        ours = []
+        for key in ("in1k", "coco"):
+            ours.append("%.2f" % f[key][0] if key in f else "not measured")
+        ctx = "; ".join("%s: %s (`%s`)" % ("IN-1K" if k == "in1k" else "MSCOCO", f[k][1], f[k][2])
+                        for k in ("in1k", "coco") if k in f) or "-"
+        lines.append("| %s | %.1f | %s | %.1f | %s | %s |" % (off, in1k, ours[0], coco, ours[1], ctx))
+    return lines + [""]
 
 
 def plot_throughput(last, path, plt):
@@ -314,7 +404,7 @@ def main():
                 if v and v.get("schema") == "evabench-verify/1"]
     ratio = load_json(os.path.join(rd, "ratio_b16.json")) if os.path.exists(os.path.join(rd, "ratio_b16.json")) else None
     charts = draw_charts(last, profiles, rd)
-    lines = ["# evabench summary", ""]
+    lines = ["# evabench summary", ""] + accuracy_section(rd)
     lines += bench_sections(last, verifies) + profile_sections(profiles) + ratio_section(ratio)
     lines += verify_section(verifies) + chart_section(charts)
     with open(os.path.join(rd, "summary.md"), "w") as f:
