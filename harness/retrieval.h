@@ -132,4 +132,44 @@ eva_status eva_rt_write_predictions(const char *path, const int *t2i, const int 
  * NaN when none is published. */
 double eva_rt_card_coco_t2i_r5(const char *name);
 
+/* ---- a whole run (the command's engine; shard-aware) ------------------------------------------ */
+#include "shard.h"
+
+typedef struct {
+    const char *weights, *config_path, *variant, *data, *annotations, *cache_dir, *recall_k;
+    eva_rt_layout layout;
+    eva_impl impl;
+    eva_precision prec;
+    int batch;      /* images (and captions) per tower call */
+    int limit;      /* first N images (0: all) */
+    bool no_cache;
+    eva_rt_progress_fn progress; /* (done, total) of the current phase; may be NULL */
+    void (*phase)(void *ctx, const char *what); /* a phase starts ("images", "captions"); may be NULL */
+    void *pctx;
+} eva_rt_opts;
+
+typedef struct {
+    eva_zs_session sess;
+    eva_rt_dataset ds;
+    eva_rt_metrics m;       /* rank 0 */
+    char weights_sha256[65];
+    int K;                  /* largest k */
+    int n_found_images;     /* before --limit */
+    int I, T;               /* evaluated images and captions (rank 0) */
+    int *t2i, *i2t;         /* [T,K], [I,K] in compacted indices (rank 0) */
+    int *tii;               /* [T] compacted image of each compacted caption */
+    int *img_idx, *cap_idx; /* compacted -> dataset index */
+    int dropped_captions;   /* captions of skipped images */
+    eva_rt_skips skips;     /* every rank's skips, dataset order (rank 0) */
+    double t_hash, t_images, t_captions, t_rank; /* seconds (slowest rank for the towers) */
+    int64_t images_encoded, captions_encoded;     /* through the towers (not from a cache), all ranks */
+    const char *image_cache, *caption_cache;      /* "hit", "miss", "miss (not written)", "disabled" */
+} eva_rt_result;
+
+/* The whole protocol: dataset, model, this rank's share of images and captions (cache or towers),
+ * gathered on rank 0, which ranks and counts. Every rank returns the same status for input errors
+ * found before the towers run; a tower failure is this rank's alone (the command aborts the run). */
+eva_status eva_rt_run(const eva_rt_opts *o, const eva_shard *sh, eva_rt_result *r);
+void eva_rt_result_free(eva_rt_result *r);
+
 #endif
