@@ -520,7 +520,7 @@ void eva_rt_skips_free(eva_rt_skips *s) {
     s->n = 0;
 }
 
-static eva_status skips_add(eva_rt_skips *s, int index, const char *reason) {
+static eva_status skips_add(eva_rt_skips *s, int64_t index, const char *reason) {
     eva_rt_skip *nv = realloc(s->v, (size_t)(s->n + 1) * sizeof *nv);
     if (!nv) return eva_fail(EVA_ERR_NOMEM, "out of memory");
     s->v = nv;
@@ -552,8 +552,9 @@ static eva_status flush_images(eva_zs_session *s, float *pix, float *tmp, int nb
     return EVA_OK;
 }
 
-eva_status eva_rt_embed_images(eva_zs_session *s, const eva_rt_dataset *ds, int lo, int hi, int batch, float *feats,
-                               uint8_t *ok, eva_rt_skips *skips, eva_rt_progress_fn progress, void *pctx) {
+eva_status eva_rt_embed_paths(eva_zs_session *s, const char *root, eva_rt_path_fn path_of, const void *paths,
+                              int64_t lo, int64_t hi, int batch, float *feats, uint8_t *ok, eva_rt_skips *skips,
+                              eva_rt_progress_fn progress, void *pctx) {
     const int E = s->cfg.embed_dim, S = s->cfg.vision.image_size;
     const size_t px_per = (size_t)3 * S * S;
     if (batch < 1) batch = 1;
@@ -563,22 +564,29 @@ eva_status eva_rt_embed_images(eva_zs_session *s, const eva_rt_dataset *ds, int 
     if (!pix || !tmp || !slot) st = eva_fail(EVA_ERR_NOMEM, "out of memory for a batch of %d images", batch);
     memset(feats, 0, (size_t)(hi - lo) * E * sizeof *feats);
     int nb = 0;
-    for (int i = lo; i < hi && st == EVA_OK; i++) {
+    for (int64_t i = lo; i < hi && st == EVA_OK; i++) {
         char full[8400];
-        snprintf(full, sizeof full, "%s/%s", ds->root, ds->images[i]);
+        snprintf(full, sizeof full, "%s/%s", root, path_of(paths, i));
         eva_status is = eva_zs_load_image_folder_style(pix + (size_t)nb * px_per, full, S);
         ok[i - lo] = is == EVA_OK;
         if (is == EVA_ERR_NOMEM || is == EVA_ERR_INTERNAL) st = is;
         else if (is != EVA_OK) st = skips_add(skips, i, eva_last_error()), eva_clear_error();
-        else slot[nb++] = i - lo;
+        else slot[nb++] = (int)(i - lo);
         if (st == EVA_OK && (nb == batch || i + 1 == hi)) {
             st = flush_images(s, pix, tmp, nb, slot, feats, E);
             nb = 0;
-            if (progress) progress(pctx, i + 1 - lo, hi - lo);
+            if (st == EVA_OK && progress) progress(pctx, i + 1 - lo, hi - lo);
         }
     }
     free(pix), free(tmp), free(slot);
     return st;
+}
+
+static const char *rt_path(const void *ds, int64_t i) { return ((const eva_rt_dataset *)ds)->images[i]; }
+
+eva_status eva_rt_embed_images(eva_zs_session *s, const eva_rt_dataset *ds, int lo, int hi, int batch, float *feats,
+                               uint8_t *ok, eva_rt_skips *skips, eva_rt_progress_fn progress, void *pctx) {
+    return eva_rt_embed_paths(s, ds->root, rt_path, ds, lo, hi, batch, feats, ok, skips, progress, pctx);
 }
 
 eva_status eva_rt_embed_captions(eva_zs_session *s, const eva_rt_dataset *ds, int lo, int hi, int batch, float *feats,

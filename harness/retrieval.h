@@ -62,7 +62,7 @@ void eva_rt_list_hash(char hex[65], const eva_rt_dataset *ds, bool captions);
 typedef void (*eva_rt_progress_fn)(void *ctx, int64_t done, int64_t total);
 
 typedef struct {
-    int index;    /* image index in the dataset */
+    int64_t index; /* image index in the dataset */
     char *reason; /* eva_last_error() of the failed decode */
 } eva_rt_skip;
 
@@ -72,6 +72,13 @@ typedef struct {
 } eva_rt_skips;
 void eva_rt_skips_free(eva_rt_skips *s);
 
+/* The relative path of item i of a list (a retrieval dataset, a zero-shot folder). */
+typedef const char *(*eva_rt_path_fn)(const void *list, int64_t i);
+/* feats[hi-lo, E] <- L2-normalised image features of root/path_of(paths, i) for i in [lo, hi), as
+ * eva_rt_embed_images; progress (after each batch, whose rows are then in feats) may be NULL. */
+eva_status eva_rt_embed_paths(eva_zs_session *s, const char *root, eva_rt_path_fn path_of, const void *paths,
+                              int64_t lo, int64_t hi, int batch, float *feats, uint8_t *ok, eva_rt_skips *skips,
+                              eva_rt_progress_fn progress, void *pctx);
 /* feats[hi-lo, E] <- L2-normalised image features of images [lo, hi) (ImageFolder-style load,
  * open_clip eval transform), `batch` per tower call; ok[hi-lo] <- 1, or 0 for a file that does
  * not decode (its row zeroed, a skip recorded with the reason). Out of memory and internal errors

@@ -108,7 +108,7 @@ static eva_status gather_skips(const eva_shard *sh, eva_rt_result *r) {
     for (int i = 0; i < r->skips.n; i++) {
         for (char *p = r->skips.v[i].reason; *p; p++)
             if (*p == '\n' || *p == '\t') *p = ' ';
-        off += (size_t)snprintf(mine + off, cap - off, "%d\t%s\n", r->skips.v[i].index, r->skips.v[i].reason);
+        off += (size_t)snprintf(mine + off, cap - off, "%lld\t%s\n", (long long)r->skips.v[i].index, r->skips.v[i].reason);
     }
     eva_status st = eva_shard_gather_text(sh, mine, &all);
     free(mine);
@@ -121,7 +121,7 @@ static eva_status gather_skips(const eva_shard *sh, eva_rt_result *r) {
         if (!nv) st = eva_fail(EVA_ERR_NOMEM, "out of memory");
         else {
             r->skips.v = nv;
-            nv[r->skips.n].index = atoi(p);
+            nv[r->skips.n].index = atoll(p);
             nv[r->skips.n++].reason = strdup(tab + 1);
         }
         p = nl + 1;

@@ -14,5 +14,6 @@ int eva_cmd_bench(int argc, char **argv);
 int eva_cmd_profile(int argc, char **argv);
 int eva_cmd_zeroshot(int argc, char **argv);
 int eva_cmd_classify(int argc, char **argv);
+int eva_cmd_retrieval(int argc, char **argv);
 
 #endif

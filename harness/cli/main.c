@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
         {"profile", eva_cmd_profile, "time per module (per tap) of a forward pass"},
         {"zeroshot", eva_cmd_zeroshot, "zero-shot classification accuracy on a dataset"},
         {"classify", eva_cmd_classify, "rank labels for images with softmax probabilities"},
+        {"retrieval", eva_cmd_retrieval, "zero-shot image-text retrieval recall@k on a captioned dataset"},
     };
     const int n = (int)(sizeof cmds / sizeof cmds[0]);
     if (argc < 2) {
