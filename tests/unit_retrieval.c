@@ -8,6 +8,8 @@
  * embeddings within 1e-5 of the float64 ones, and the top-10 lists equal to torch.topk's.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <cjson/cJSON.h>
 #include <hdf5.h>
 #include <math.h>
@@ -17,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_select.h"
 #include "retrieval.h"
 
 static const char *src_dir(void) {
@@ -322,7 +324,8 @@ END_TEST
 START_TEST(parity_8b) { parity_model("8b"); }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
+    (void)opt;
     Suite *s = suite_create("retrieval");
     TCase *tc = tcase_create("pieces");
     tcase_add_test(tc, layouts_match_clip_benchmark_order);
@@ -336,9 +339,5 @@ int main(void) {
     tcase_add_test(tp, parity_eva01);
     tcase_add_test(tp, parity_8b);
     suite_add_tcase(s, tp);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
