@@ -296,7 +296,12 @@ int eva_cmd_retrieval(int argc, char **argv) {
     rt_args a;
     bool help = false;
     int code = rt_parse(argc, argv, &a, &help);
-    if (help) return fputs(rt_usage, stdout), 0;
+    if (help) {
+        fputs(rt_usage, stdout);
+        printf("This build: MPI sharding %s.\n", eva_shard_available() ? "available" : "not available (no MPI found "
+                                                                          "at configure time)");
+        return 0;
+    }
     if (code) return code;
     eva_shard sh;
     eva_status st = eva_shard_init(&sh, &argc, &argv);

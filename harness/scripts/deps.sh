@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhdf5-dev hdf5-tools libcjson-dev check zlib1g-dev
       libpng-dev libjpeg62-turbo-dev libutf8proc-dev python3 python3-numpy
       python3-matplotlib
-      python3-h5py)
+      python3-h5py
+      libopenmpi-dev openmpi-bin)  # Open MPI: optional for the build (EVABENCH_MPI=AUTO), needed by cli_mpi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
