@@ -23,116 +23,86 @@
 #include "retrieval.h"
 #include "sysinfo.h"
 
-static const char *rt_usage =
-    "usage: evabench retrieval --weights W.safetensors [--variant NAME | --config C.json] --data ROOT\n"
-    "                          --dataset mscoco_captions|flickr30k|captions [--annotations FILE]\n"
-    "                          [--recall-k 1,5,10] [--impl ref|cuda] [--precision fp32|tf32|bf16|fp16]\n"
-    "                          [--batch N] [--limit N] [--json OUT.json] [--predictions OUT.csv]\n"
-    "                          [--cache-dir DIR] [--no-cache]\n"
-    "\n"
-    "Zero-shot image-text retrieval by CLIP_benchmark's zeroshot_retrieval protocol: images and captions\n"
-    "(as written, no template) are encoded and L2-normalised; scores = texts . images^T;\n"
-    "image_retrieval_recall@k = share of captions whose own image is in their top k images,\n"
-    "text_retrieval_recall@k = share of images with at least one own caption in their top k captions.\n"
-    "\n"
-    "  --weights W         safetensors weights (required)\n"
-    "  --variant NAME      built-in config (else --config, else the weights' evabench.config metadata)\n"
-    "  --config C.json     config JSON\n"
-    "  --data ROOT         the dataset folder (required)\n"
-    "  --dataset D         mscoco_captions: ROOT/val2014/ images, ROOT/coco_test_karpathy.json (COCO\n"
-    "                      format); flickr30k: ROOT/ images, ROOT/flickr30k_test_karpathy.txt (a header\n"
-    "                      line, then NAME.jpg,caption); captions: ROOT/captions.csv (path,caption rows,\n"
-    "                      paths relative to ROOT, several rows per image allowed)\n"
-    "  --annotations FILE  another annotation file for the layout\n"
-    "  --recall-k LIST     k values, comma-separated (default 1,5,10)\n"
-    "  --impl ref|cuda     implementation (default ref)\n"
-    "  --precision P       fp32 (default), tf32, bf16, fp16 (cuda only)\n"
-    "  --batch N           images or captions per tower call (default 32)\n"
-    "  --limit N           the first N images and their captions\n"
-    "  --json OUT.json     CLIP_benchmark-style result (dataset, model, pretrained, task, metrics) plus the\n"
-    "                      protocol, counts, skipped files and, for a known variant on mscoco_captions, the\n"
-    "                      model card's text-to-image R@5\n"
-    "  --predictions CSV   direction,query,target,top1..topK,hit1..hitK per caption (t2i) and image (i2t),\n"
-    "                      dataset indices (images and captions in the protocol's order)\n"
-    "  --cache-dir DIR     embedding cache folder (default $EVA_CACHE_DIR, else ~/.cache/evabench)\n"
-    "  --no-cache          neither read nor write the cache\n"
-    "\n"
-    "mpirun -np N evabench retrieval ... splits images and captions over N ranks (each rank its own GPU\n"
-    "with --impl cuda: its local rank); rank 0 writes the one report. Progress goes to stderr.\n"
-    "Exit status: 0 the run completed, 2 bad usage or input (missing annotation file, malformed\n"
-    "JSON/TXT/CSV, an entry pointing at a missing image, an image without captions), 3 internal failure.\n";
-
 typedef struct {
     eva_rt_opts o;
     const char *impl_s, *prec_s, *json_out, *pred_out, *dataset_s;
+    long batch, limit;
 } rt_args;
 
-/* 0 to run, else the exit code (--help: 0 with *help set). */
-static int rt_parse(int argc, char **argv, rt_args *a, bool *help) {
-    const char *batch_s = "32", *limit_s = NULL;
-    memset(a, 0, sizeof *a);
-    a->impl_s = "ref", a->prec_s = "fp32";
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return *help = true, 0;
-        if (!strcmp(argv[i], "--no-cache")) {
-            a->o.no_cache = true;
-            continue;
-        }
-        const char *names[] = {"--weights", "--variant", "--config", "--data", "--dataset", "--annotations",
-                               "--recall-k", "--impl", "--precision", "--batch", "--limit", "--json", "--predictions",
-                               "--cache-dir"};
-        const char **dst[] = {&a->o.weights, &a->o.variant, &a->o.config_path, &a->o.data, &a->dataset_s,
-                              &a->o.annotations, &a->o.recall_k, &a->impl_s, &a->prec_s, &batch_s, &limit_s,
-                              &a->json_out, &a->pred_out, &a->o.cache_dir};
-        int hit = 0;
-        for (size_t k = 0; k < sizeof names / sizeof names[0] && !hit; k++)
-            if ((r = eva_cli_opt_value(argc, argv, &i, names[k], dst[k])) != 0) {
-                if (r < 0) {
-                    fprintf(stderr, "evabench retrieval: option %s needs a value (see --help)\n", argv[i]);
-                    return 2;
-                }
-                hit = 1;
-            }
-        if (!hit) {
-            fprintf(stderr, "evabench retrieval: unknown argument '%s' (see --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!a->o.weights || !a->o.data || !a->dataset_s) {
-        fprintf(stderr, "evabench retrieval: --weights W, --data ROOT and --dataset D are required (see --help)\n");
-        return 2;
-    }
-    long batch = 32, limit = 0;
-    if (!eva_cli_parse_long(batch_s, 1, 4096, &batch)) {
-        fprintf(stderr, "evabench retrieval: --batch '%s': expected an integer in [1, 4096]\n", batch_s);
-        return 2;
-    }
-    if (limit_s && !eva_cli_parse_long(limit_s, 1, 1L << 30, &limit)) {
-        fprintf(stderr, "evabench retrieval: --limit '%s': expected a positive integer\n", limit_s);
-        return 2;
-    }
-    a->o.batch = (int)batch, a->o.limit = (int)limit;
+/* -1 to run, else the exit code (0 after --help, 2 after a usage error). */
+static int rt_parse(int argc, char **argv, rt_args *a) {
+    *a = (rt_args){.impl_s = "ref", .prec_s = "fp32", .batch = 32};
+    const eva_opt opts[] = {
+        EVA_ARG_STR("--weights", &a->o.weights, "W.safetensors", "safetensors weights (required)"),
+        EVA_ARG_STR("--variant", &a->o.variant, "NAME", "built-in config (else --config, else the weights' metadata)"),
+        EVA_ARG_STR("--config", &a->o.config_path, "C.json", "config JSON"),
+        EVA_ARG_STR("--data", &a->o.data, "ROOT", "the dataset folder (required)"),
+        EVA_ARG_STR("--dataset", &a->dataset_s, "D", "mscoco_captions, flickr30k or captions (required; layouts below)"),
+        EVA_ARG_STR("--annotations", &a->o.annotations, "FILE", "another annotation file for the layout"),
+        EVA_ARG_STR("--recall-k", &a->o.recall_k, "LIST", "k values, comma-separated (default 1,5,10)"),
+        EVA_ARG_STR("--impl", &a->impl_s, "ref|cuda", "implementation (default ref)"),
+        EVA_ARG_STR("--precision", &a->prec_s, "P", "fp32 (default), tf32, bf16, fp16 (cuda only)"),
+        EVA_ARG_LONG("--batch", &a->batch, "N", "images or captions per tower call (default 32)", 1, 4096),
+        EVA_ARG_LONG("--limit", &a->limit, "N", "the first N images and their captions", 1, 1L << 30),
+        EVA_ARG_STR("--json", &a->json_out, "OUT.json", "CLIP_benchmark-style result plus protocol, counts, skips, card R@5"),
+        EVA_ARG_STR("--predictions", &a->pred_out, "OUT.csv", "direction,query,target,top1..topK,hit1..hitK per query"),
+        EVA_ARG_STR("--cache-dir", &a->o.cache_dir, "DIR", "embedding cache (default $EVA_CACHE_DIR, else ~/.cache/evabench)"),
+        EVA_ARG_FLAG("--no-cache", &a->o.no_cache, "neither read nor write the embedding cache"),
+        EVA_ARG_END,
+    };
+    static char epilog[1200];
+    snprintf(epilog, sizeof epilog,
+             "Layouts: mscoco_captions: ROOT/val2014/ images, ROOT/coco_test_karpathy.json (COCO format,\n"
+             "images in increasing id); flickr30k: ROOT/ images, ROOT/flickr30k_test_karpathy.txt (a header line,\n"
+             "then NAME.jpg,caption, split at the first \".jpg,\"); captions: ROOT/captions.csv (path,caption\n"
+             "rows, paths relative to ROOT, several rows per image allowed, quoted fields as Python's csv).\n"
+             "mpirun -np N evabench retrieval ... splits images and captions over N ranks (each rank the GPU of\n"
+             "its local rank with --impl cuda); rank 0 writes the one report. This build: MPI sharding %s.\n"
+             "A file that does not decode is reported, counted and listed; its captions leave the queries.\n"
+             "Exit status: 0 the run completed, 2 bad usage or input (missing annotation file, malformed\n"
+             "JSON/TXT/CSV naming file and line or entry, an entry pointing at a missing image, an image without\n"
+             "captions), 3 internal failure.\n",
+             eva_shard_available() ? "available" : "not available (no MPI found at configure time)");
+    const eva_cli_spec spec = {
+        "retrieval",
+        "usage: evabench retrieval --weights W.safetensors [--variant NAME | --config C.json] --data ROOT\n"
+        "                          --dataset mscoco_captions|flickr30k|captions [--annotations FILE]\n"
+        "                          [--recall-k 1,5,10] [--impl ref|cuda] [--precision P] [--batch N]\n"
+        "                          [--limit N] [--json OUT.json] [--predictions OUT.csv] [--cache-dir DIR]\n"
+        "                          [--no-cache]\n\n"
+        "Zero-shot image-text retrieval by CLIP_benchmark's zeroshot_retrieval protocol: images and captions\n"
+        "(as written, no template) are encoded and L2-normalised; scores = texts . images^T;\n"
+        "image_retrieval_recall@k = share of captions whose own image is in their top k images,\n"
+        "text_retrieval_recall@k = share of images with at least one own caption in their top k captions.\n"
+        "Prints images/s and captions/s of each tower.\n",
+        opts, NULL, epilog};
+    int r = eva_cli_parse(&spec, argc, argv);
+    if (r >= 0) return r;
+    if (!a->o.weights || !a->o.data || !a->dataset_s)
+        return eva_cli_usage_error("retrieval", "--weights W, --data ROOT and --dataset D are required (see --help)");
+    a->o.batch = (int)a->batch, a->o.limit = (int)a->limit;
     eva_status st = eva_rt_layout_parse(&a->o.layout, a->dataset_s);
     if (st == EVA_OK) st = eva_backend_select(&a->o.impl, &a->o.prec, a->impl_s, a->prec_s);
     if (st == EVA_OK && a->o.recall_k) {
         eva_rt_metrics m;
         st = eva_rt_parse_ks(&m, a->o.recall_k);
     }
-    return st == EVA_OK ? 0 : eva_cli_fail("retrieval", st);
+    return st == EVA_OK ? -1 : eva_cli_fail("retrieval", st);
 }
 
 /* ---- progress (rank 0 only) ------------------------------------------------------------------- */
 typedef struct {
     eva_zs_progress p;
     bool on, started, tty;
-    char what[64];
+    int ranks;
+    char what[96];
 } rt_progress;
 
 static void rt_phase(void *ctx, const char *what) {
     rt_progress *pr = ctx;
     if (!pr->on) return;
-    snprintf(pr->what, sizeof pr->what, "%s", what);
+    if (pr->ranks > 1) snprintf(pr->what, sizeof pr->what, "%s (rank 0's share of %d)", what, pr->ranks);
+    else snprintf(pr->what, sizeof pr->what, "%s", what);
     eva_zs_progress_start(&pr->p, stderr, pr->tty, pr->what);
     pr->started = true;
 }
@@ -294,19 +264,12 @@ static int rt_fail(const eva_shard *sh, eva_status st) {
 
 int eva_cmd_retrieval(int argc, char **argv) {
     rt_args a;
-    bool help = false;
-    int code = rt_parse(argc, argv, &a, &help);
-    if (help) {
-        fputs(rt_usage, stdout);
-        printf("This build: MPI sharding %s.\n", eva_shard_available() ? "available" : "not available (no MPI found "
-                                                                          "at configure time)");
-        return 0;
-    }
-    if (code) return code;
+    int code = rt_parse(argc, argv, &a);
+    if (code >= 0) return code;
     eva_shard sh;
     eva_status st = eva_shard_init(&sh, &argc, &argv);
     if (st != EVA_OK) return eva_cli_fail("retrieval", st);
-    rt_progress pr = {.on = sh.rank == 0, .tty = isatty(2)};
+    rt_progress pr = {.on = sh.rank == 0, .tty = isatty(2), .ranks = sh.size};
     a.o.progress = rt_progress_cb, a.o.phase = rt_phase, a.o.pctx = &pr;
     eva_rt_result r;
     st = eva_rt_run(&a.o, &sh, &r);

@@ -208,6 +208,7 @@ eva_status eva_rt_run(const eva_rt_opts *o, const eva_shard *sh, eva_rt_result *
     if (st == EVA_OK) st = shard_captions(o, r, cfg_json, tlo, thi, txt + tlo * E);
     r->t_captions = eva_zs_now() - t0;
     free(cfg_json);
+    if (st == EVA_OK) st = eva_shard_injected_failure(sh);
     if (st == EVA_OK && sh->size > 1) { /* every rank got here: gather */
         if ((st = eva_shard_gather(sh, img + ilo * E, ihi - ilo, img, I, E, 4, false)) == EVA_OK &&
             (st = eva_shard_gather(sh, ok + ilo, ihi - ilo, ok, I, 1, 1, false)) == EVA_OK &&

@@ -214,6 +214,13 @@ eva_status eva_shard_gather_text(const eva_shard *s, const char *mine, char **al
 #endif
 }
 
+eva_status eva_shard_injected_failure(const eva_shard *s) {
+    const char *v = env("EVA_SHARD_FAIL_RANK");
+    if (s->size > 1 && v && atoi(v) == s->rank)
+        return eva_fail(EVA_ERR_INTERNAL, "injected failure (EVA_SHARD_FAIL_RANK=%s)", v);
+    return EVA_OK;
+}
+
 int eva_shard_abort(const eva_shard *s, int code) {
 #ifdef EVA_HAVE_MPI
     if (s->size > 1) {

@@ -52,6 +52,11 @@ eva_status eva_shard_gather(const eva_shard *s, const void *mine, int64_t n_mine
 /* Rank 0's *all (malloc'd, NUL-terminated) <- every rank's text concatenated in rank order. */
 eva_status eva_shard_gather_text(const eva_shard *s, const char *mine, char **all);
 
+/* Test hook for the failure path of a sharded run: EVA_SHARD_FAIL_RANK=r makes rank r of a
+ * multi-rank run fail here (EVA_ERR_INTERNAL, "injected failure"); EVA_OK otherwise. The commands
+ * call it once, after the rank's own work and before the gather. */
+eva_status eva_shard_injected_failure(const eva_shard *s);
+
 /* Ends every rank with `code` (MPI_Abort) when several run; otherwise returns code. */
 int eva_shard_abort(const eva_shard *s, int code);
 
