@@ -173,6 +173,10 @@ typedef struct {
     const char *image_cache, *caption_cache;      /* "hit", "miss", "miss (not written)", "disabled" */
 } eva_rt_result;
 
+/* Every rank's skips into rank 0's list, dataset order (ranks hold contiguous blocks); the other
+ * ranks' lists are emptied. One rank: nothing to do. */
+eva_status eva_rt_skips_gather(const eva_shard *sh, eva_rt_skips *skips);
+
 /* The whole protocol: dataset, model, this rank's share of images and captions (cache or towers),
  * gathered on rank 0, which ranks and counts. Every rank returns the same status for input errors
  * found before the towers run; a tower failure is this rank's alone (the command aborts the run). */

@@ -96,33 +96,32 @@ static eva_status shard_captions(const eva_rt_opts *o, eva_rt_result *r, const c
     return EVA_OK;
 }
 
-/* Skips of every rank on rank 0, as "index\treason\n" lines, back into r->skips (dataset order). */
-static eva_status gather_skips(const eva_shard *sh, eva_rt_result *r) {
+eva_status eva_rt_skips_gather(const eva_shard *sh, eva_rt_skips *skips) {
     if (sh->size <= 1) return EVA_OK;
     size_t cap = 1;
-    for (int i = 0; i < r->skips.n; i++) cap += strlen(r->skips.v[i].reason) + 24;
+    for (int i = 0; i < skips->n; i++) cap += strlen(skips->v[i].reason) + 24;
     char *mine = malloc(cap), *all = NULL;
     if (!mine) return eva_fail(EVA_ERR_NOMEM, "out of memory");
     size_t off = 0;
     mine[0] = '\0';
-    for (int i = 0; i < r->skips.n; i++) {
-        for (char *p = r->skips.v[i].reason; *p; p++)
+    for (int i = 0; i < skips->n; i++) {
+        for (char *p = skips->v[i].reason; *p; p++)
             if (*p == '\n' || *p == '\t') *p = ' ';
-        off += (size_t)snprintf(mine + off, cap - off, "%lld\t%s\n", (long long)r->skips.v[i].index, r->skips.v[i].reason);
+        off += (size_t)snprintf(mine + off, cap - off, "%lld\t%s\n", (long long)skips->v[i].index, skips->v[i].reason);
     }
     eva_status st = eva_shard_gather_text(sh, mine, &all);
     free(mine);
-    eva_rt_skips_free(&r->skips);
+    eva_rt_skips_free(skips);
     for (char *p = all; st == EVA_OK && p && *p;) {
         char *tab = strchr(p, '\t'), *nl = tab ? strchr(tab, '\n') : NULL;
         if (!nl) break;
         *nl = '\0';
-        eva_rt_skip *nv = realloc(r->skips.v, sizeof *nv * (size_t)(r->skips.n + 1));
+        eva_rt_skip *nv = realloc(skips->v, sizeof *nv * (size_t)(skips->n + 1));
         if (!nv) st = eva_fail(EVA_ERR_NOMEM, "out of memory");
         else {
-            r->skips.v = nv;
-            nv[r->skips.n].index = atoll(p);
-            nv[r->skips.n++].reason = strdup(tab + 1);
+            skips->v = nv;
+            nv[skips->n].index = atoll(p);
+            nv[skips->n++].reason = strdup(tab + 1);
         }
         p = nl + 1;
     }
@@ -213,7 +212,7 @@ eva_status eva_rt_run(const eva_rt_opts *o, const eva_shard *sh, eva_rt_result *
         if ((st = eva_shard_gather(sh, img + ilo * E, ihi - ilo, img, I, E, 4, false)) == EVA_OK &&
             (st = eva_shard_gather(sh, ok + ilo, ihi - ilo, ok, I, 1, 1, false)) == EVA_OK &&
             (st = eva_shard_gather(sh, txt + tlo * E, thi - tlo, txt, T, E, 4, false)) == EVA_OK)
-            st = gather_skips(sh, r);
+            st = eva_rt_skips_gather(sh, &r->skips);
         r->t_images = eva_shard_max(sh, r->t_images);
         r->t_captions = eva_shard_max(sh, r->t_captions);
         r->images_encoded = (int64_t)eva_shard_sum(sh, (double)r->images_encoded);
