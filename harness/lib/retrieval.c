@@ -505,8 +505,38 @@ void eva_rt_dataset_limit(eva_rt_dataset *ds, int n) {
     ds->n_captions = keep_caps;
 }
 
+static const char *rt_path(const void *ds, int64_t i) { return ((const eva_rt_dataset *)ds)->images[i]; }
+
+void eva_rt_files_hash(char hex[65], const char *root, eva_rt_path_fn path_of, const void *list, int64_t n) {
+    eva_sha256_ctx c;
+    uint8_t d[32];
+    eva_sha256_init(&c);
+    eva_sha256_update(&c, root, strlen(root) + 1);
+    for (int64_t i = 0; i < n; i++) {
+        char full[8400], meta[96];
+        const char *p = path_of(list, i);
+        snprintf(full, sizeof full, "%s/%s", root, p);
+        struct stat sb;
+        if (stat(full, &sb) == 0)
+            snprintf(meta, sizeof meta, "\t%lld\t%lld.%09ld\n", (long long)sb.st_size, (long long)sb.st_mtim.tv_sec,
+                     (long)sb.st_mtim.tv_nsec);
+        else
+            snprintf(meta, sizeof meta, "\tmissing\n");
+        eva_sha256_update(&c, p, strlen(p));
+        eva_sha256_update(&c, meta, strlen(meta));
+    }
+    eva_sha256_final(&c, d);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) hex[2 * i] = digits[d[i] >> 4], hex[2 * i + 1] = digits[d[i] & 15];
+    hex[64] = '\0';
+}
+
 void eva_rt_list_hash(char hex[65], const eva_rt_dataset *ds, bool captions) {
-    eva_zs_list l = {captions ? ds->captions : ds->images, captions ? ds->n_captions : ds->n_images};
+    if (!captions) {
+        eva_rt_files_hash(hex, ds->root, rt_path, ds, ds->n_images);
+        return;
+    }
+    eva_zs_list l = {ds->captions, ds->n_captions};
     eva_zs_list_hash(hex, &l);
 }
 
@@ -582,7 +612,25 @@ eva_status eva_rt_embed_paths(eva_zs_session *s, const char *root, eva_rt_path_f
     return st;
 }
 
-static const char *rt_path(const void *ds, int64_t i) { return ((const eva_rt_dataset *)ds)->images[i]; }
+eva_status eva_rt_recover_skips(int image_size, const char *root, eva_rt_path_fn path_of, const void *list,
+                                int64_t lo, int64_t n, const uint8_t *ok, eva_rt_skips *skips, bool *stale) {
+    *stale = false;
+    float *pix = NULL;
+    eva_status st = EVA_OK;
+    for (int64_t i = 0; i < n && st == EVA_OK && !*stale; i++) {
+        if (ok[i]) continue;
+        if (!pix && !(pix = malloc(sizeof(float) * 3 * (size_t)image_size * (size_t)image_size)))
+            return eva_fail(EVA_ERR_NOMEM, "out of memory");
+        char full[8400];
+        snprintf(full, sizeof full, "%s/%s", root, path_of(list, lo + i));
+        eva_status is = eva_zs_load_image_folder_style(pix, full, image_size);
+        if (is == EVA_OK) *stale = true;
+        else if (is == EVA_ERR_NOMEM || is == EVA_ERR_INTERNAL) st = is;
+        else st = skips_add(skips, lo + i, eva_last_error()), eva_clear_error();
+    }
+    free(pix);
+    return st;
+}
 
 eva_status eva_rt_embed_images(eva_zs_session *s, const eva_rt_dataset *ds, int lo, int hi, int batch, float *feats,
                                uint8_t *ok, eva_rt_skips *skips, eva_rt_progress_fn progress, void *pctx) {

@@ -55,7 +55,8 @@ eva_status eva_rt_load(eva_rt_dataset *ds, eva_rt_layout layout, const char *roo
 void eva_rt_dataset_free(eva_rt_dataset *ds);
 /* Keeps the first n images and their captions (n <= 0 or >= n_images keeps all). */
 void eva_rt_dataset_limit(eva_rt_dataset *ds, int n);
-/* sha256 of the image paths (kind "images") or captions (kind "captions") in order, '\n'-joined. */
+/* sha256 of the captions in order, '\n'-joined (captions) or of the image files: root, then per
+ * image its path, size and modification time (a changed file changes the hash). */
 void eva_rt_list_hash(char hex[65], const eva_rt_dataset *ds, bool captions);
 
 /* ---- embeddings ----------------------------------------------------------------------------- */
@@ -74,11 +75,19 @@ void eva_rt_skips_free(eva_rt_skips *s);
 
 /* The relative path of item i of a list (a retrieval dataset, a zero-shot folder). */
 typedef const char *(*eva_rt_path_fn)(const void *list, int64_t i);
+/* hex[65] <- sha256 over root and, per item [0, n), its path, size and mtime (stat; a file that
+ * cannot be stat'ed hashes as missing). */
+void eva_rt_files_hash(char hex[65], const char *root, eva_rt_path_fn path_of, const void *list, int64_t n);
 /* feats[hi-lo, E] <- L2-normalised image features of root/path_of(paths, i) for i in [lo, hi), as
  * eva_rt_embed_images; progress (after each batch, whose rows are then in feats) may be NULL. */
 eva_status eva_rt_embed_paths(eva_zs_session *s, const char *root, eva_rt_path_fn path_of, const void *paths,
                               int64_t lo, int64_t hi, int batch, float *feats, uint8_t *ok, eva_rt_skips *skips,
                               eva_rt_progress_fn progress, void *pctx);
+/* After a cache hit: for every row i with ok[i] == 0, decodes root/path_of(list, lo + i) again to
+ * record why it is skipped (reasons are not cached). *stale <- true when such a file now decodes
+ * (the cache no longer describes the files: recompute). */
+eva_status eva_rt_recover_skips(int image_size, const char *root, eva_rt_path_fn path_of, const void *list,
+                                int64_t lo, int64_t n, const uint8_t *ok, eva_rt_skips *skips, bool *stale);
 /* feats[hi-lo, E] <- L2-normalised image features of images [lo, hi) (ImageFolder-style load,
  * open_clip eval transform), `batch` per tower call; ok[hi-lo] <- 1, or 0 for a file that does
  * not decode (its row zeroed, a skip recorded with the reason). Out of memory and internal errors

@@ -18,6 +18,8 @@
 
 #include "retrieval.h"
 
+static const char *rt_path(const void *ds, int64_t i) { return ((const eva_rt_dataset *)ds)->images[i]; }
+
 static void phase(const eva_rt_opts *o, const char *what) {
     if (o->phase) o->phase(o->pctx, what);
 }
@@ -33,27 +35,17 @@ static eva_status shard_images(const eva_rt_opts *o, eva_rt_result *r, const cha
     r->image_cache = o->no_cache ? "disabled" : "miss";
     if (!o->no_cache) {
         eva_rt_cache_path(path, sizeof path, o->cache_dir, "images", key);
+        bool stale = false;
         if (eva_rt_cache_load(path, key, feats, ok, n, E) == EVA_OK) {
-            r->image_cache = "hit";
-            for (int i = 0; i < n; i++) /* recover the reasons of skips */
-                if (!ok[i]) {
-                    eva_rt_skips tmp = {0};
-                    uint8_t o1;
-                    float *f1 = malloc(sizeof(float) * (size_t)E);
-                    eva_status st = f1 ? eva_rt_embed_images(&r->sess, &r->ds, (int)lo + i, (int)lo + i + 1, 1, f1,
-                                                             &o1, &tmp, NULL, NULL)
-                                       : eva_fail(EVA_ERR_NOMEM, "out of memory");
-                    free(f1);
-                    if (st != EVA_OK) return st;
-                    for (int k = 0; k < tmp.n; k++) {
-                        eva_rt_skip *nv = realloc(r->skips.v, sizeof *nv * (size_t)(r->skips.n + 1));
-                        if (!nv) return eva_fail(EVA_ERR_NOMEM, "out of memory");
-                        r->skips.v = nv;
-                        r->skips.v[r->skips.n++] = tmp.v[k];
-                    }
-                    free(tmp.v);
-                }
-            return EVA_OK;
+            eva_status st = eva_rt_recover_skips(r->sess.cfg.vision.image_size, r->ds.root, rt_path, &r->ds, lo, n,
+                                                 ok, &r->skips, &stale);
+            if (st != EVA_OK) return st;
+            if (!stale) {
+                r->image_cache = "hit";
+                return EVA_OK;
+            }
+            eva_rt_skips_free(&r->skips);
+            r->image_cache = "stale";
         }
         eva_clear_error();
     }

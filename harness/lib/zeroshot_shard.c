@@ -28,18 +28,15 @@ eva_status eva_zs_build_classifier_sharded(const eva_shard *sh, float *W, const 
 
 static const char *zs_path(const void *ds, int64_t i) { return ((const eva_zs_dataset *)ds)->items[i].path; }
 
-/* sha256 of the item paths and labels, in order. */
+/* sha256 of the files (paths, sizes, times) and of the labels, in order. */
 static void items_hash(char hex[65], const eva_zs_dataset *ds) {
+    char files[65];
+    eva_rt_files_hash(files, ds->root, zs_path, ds, ds->n_items);
     eva_sha256_ctx c;
     uint8_t d[32];
-    char lab[32];
     eva_sha256_init(&c);
-    eva_sha256_update(&c, ds->root, strlen(ds->root));
-    for (int64_t i = 0; i < ds->n_items; i++) {
-        snprintf(lab, sizeof lab, "\t%d\n", ds->items[i].label);
-        eva_sha256_update(&c, ds->items[i].path, strlen(ds->items[i].path));
-        eva_sha256_update(&c, lab, strlen(lab));
-    }
+    eva_sha256_update(&c, files, 64);
+    for (int64_t i = 0; i < ds->n_items; i++) eva_sha256_update(&c, &ds->items[i].label, sizeof ds->items[i].label);
     eva_sha256_final(&c, d);
     static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) hex[2 * i] = digits[d[i] >> 4], hex[2 * i + 1] = digits[d[i] & 15];
@@ -84,20 +81,18 @@ static eva_status block_features(eva_zs_session *s, const eva_zs_dataset *ds, in
     res->cache = cache->no_cache ? "disabled" : "miss";
     if (!cache->no_cache) {
         eva_rt_cache_path(path, sizeof path, cache->cache_dir, "zeroshot-images", key);
+        bool stale = false;
         if (eva_rt_cache_load(path, key, feats, ok, n, E) == EVA_OK) {
-            res->cache = "hit";
-            for (int i = 0; i < n; i++) /* the reasons of skips are not cached: decode again */
-                if (!ok[i]) {
-                    uint8_t o1;
-                    float *f1 = malloc(sizeof(float) * (size_t)E);
-                    eva_status st = f1 ? eva_rt_embed_paths(s, ds->root, zs_path, ds, lo + i, lo + i + 1, 1, f1, &o1,
-                                                            &res->skips, NULL, NULL)
-                                       : eva_fail(EVA_ERR_NOMEM, "out of memory");
-                    free(f1);
-                    if (st != EVA_OK) return st;
-                }
-            on_batch(run, n, n);
-            return EVA_OK;
+            eva_status st = eva_rt_recover_skips(s->cfg.vision.image_size, ds->root, zs_path, ds, lo, n, ok,
+                                                 &res->skips, &stale);
+            if (st != EVA_OK) return st;
+            if (!stale) {
+                res->cache = "hit";
+                on_batch(run, n, n);
+                return EVA_OK;
+            }
+            eva_rt_skips_free(&res->skips);
+            res->cache = "stale";
         }
         eva_clear_error();
     }
