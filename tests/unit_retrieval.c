@@ -242,6 +242,42 @@ START_TEST(cache_roundtrip) {
 }
 END_TEST
 
+START_TEST(shard_ranges_single_process) {
+    eva_shard sh = {0, 4, 0, false};
+    int64_t lo, hi, next = 0;
+    for (int r = 0; r < 4; r++) { /* 10 items over 4 ranks: 3, 3, 2, 2, contiguous */
+        sh.rank = r;
+        eva_shard_range(&sh, 10, &lo, &hi);
+        ck_assert_int_eq(lo, next);
+        ck_assert_int_eq(hi - lo, r < 2 ? 3 : 2);
+        next = hi;
+    }
+    ck_assert_int_eq(next, 10);
+    int argc = 1;
+    char *args[] = {"x", NULL}, **argv = args;
+    eva_shard one;
+    ck_assert_int_eq(eva_shard_init(&one, &argc, &argv), EVA_OK); /* not under mpirun: rank 0 of 1 */
+    ck_assert_int_eq(one.size, 1);
+    ck_assert_int_eq(one.rank, 0);
+    eva_shard_range(&one, 7, &lo, &hi);
+    ck_assert_int_eq(lo, 0);
+    ck_assert_int_eq(hi, 7);
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {0};
+    ck_assert_int_eq(eva_shard_gather(&one, a, 3, b, 3, 2, 4, false), EVA_OK);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(a[i], b[i]);
+    ck_assert(eva_shard_all(&one, true));
+    ck_assert(!eva_shard_all(&one, false));
+    ck_assert_double_eq(eva_shard_sum(&one, 2.5), 2.5);
+    ck_assert_int_eq(eva_shard_first_failure(&one, true), -1);
+    ck_assert_int_eq(eva_shard_injected_failure(&one), EVA_OK);
+    char *t = NULL;
+    ck_assert_int_eq(eva_shard_gather_text(&one, "abc", &t), EVA_OK);
+    ck_assert_str_eq(t, "abc");
+    free(t);
+    eva_shard_finalize(&one);
+}
+END_TEST
+
 /* ---- parity with CLIP_benchmark ------------------------------------------------------------- */
 
 static void parity(const char *model, const char *dataset, eva_rt_layout layout, const char *ann) {
@@ -332,6 +368,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, bad_annotations_are_errors);
     tcase_add_test(tc, ranking_ties_and_recalls);
     tcase_add_test(tc, cache_roundtrip);
+    tcase_add_test(tc, shard_ranges_single_process);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("parity");
     tcase_set_timeout(tp, 600);
