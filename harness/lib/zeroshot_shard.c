@@ -9,6 +9,7 @@
  */
 #include "zeroshot_shard.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,4 +152,26 @@ void eva_zs_image_results_free(eva_zs_image_results *res) {
     free(res->ok);
     eva_rt_skips_free(&res->skips);
     memset(res, 0, sizeof *res);
+}
+
+eva_status eva_zs_results_account(const eva_zs_dataset *ds, const eva_zs_image_results *res, int C,
+                                  const char *prefix, eva_zs_metrics *met, FILE *pred) {
+    const int K = C < 5 ? C : 5;
+    for (int64_t i = 0; i < ds->n_items; i++) {
+        if (!res->ok[i]) continue;
+        int top[5];
+        for (int k = 0; k < 5; k++) top[k] = res->top5[i * 5 + k];
+        eva_zs_metrics_add(met, ds->items[i].label, top, K);
+        if (!pred) continue;
+        char rel[8400];
+        snprintf(rel, sizeof rel, "%s%s", prefix, ds->items[i].path);
+        eva_zs_csv_field(pred, rel);
+        fprintf(pred, ",%d", ds->items[i].label);
+        for (int k = 0; k < 5; k++) {
+            if (k < K) fprintf(pred, ",%d", top[k]);
+            else fputs(",", pred);
+        }
+        fputc('\n', pred);
+    }
+    return pred && ferror(pred) ? eva_fail(EVA_ERR_IO, "predictions: write failed") : EVA_OK;
 }

@@ -45,4 +45,10 @@ eva_status eva_zs_classify_sharded(const eva_shard *sh, eva_zs_session *s, const
                                    eva_zs_running_fn progress, void *pctx);
 void eva_zs_image_results_free(eva_zs_image_results *res);
 
+/* Rank 0, after eva_zs_classify_sharded: every evaluated image into met (initialised for C
+ * classes), in dataset order, and its predictions row (path with `prefix`, label, top1..top5;
+ * blank past C) on pred when not NULL. */
+eva_status eva_zs_results_account(const eva_zs_dataset *ds, const eva_zs_image_results *res, int C,
+                                  const char *prefix, eva_zs_metrics *met, FILE *pred);
+
 #endif
