@@ -19,11 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cmds.h"
+#include "sysinfo.h"
 #include "zeroshot.h"
+#include "zeroshot_shard.h"
 
 typedef struct {
     const char *weights, *variant, *config, *data, *dataset, *classnames, *templates, *impl, *precision;
@@ -51,6 +54,9 @@ static const char *const zs_synopsis =
 static const char *const zs_epilog =
     "Progress (images, images/s, ETA, running top-1) goes to stderr when it is a terminal; a final line\n"
     "always. Unreadable or non-image files are reported, counted, skipped and listed in the JSON.\n"
+    "mpirun -np N evabench zeroshot ... splits the classes and the images over N ranks (each rank the GPU of\n"
+    "its local rank with --impl cuda); rank 0 writes the one report; a rerun resumes from the per-rank\n"
+    "image caches. A failing rank ends the run naming the rank.\n"
     "Exit status: 0 the run completed, 2 bad usage or input (missing folder, no classes, class-name\n"
     "count mismatch, no readable image, ...), 3 internal failure.\n";
 
@@ -85,7 +91,7 @@ static int parse(zs_args *a, int argc, char **argv) {
         EVA_ARG_STR("--predictions", &a->predictions, "CSV",
                     "path,label,top1,top2,top3,top4,top5 (path relative to DIR, class indices)"),
         EVA_ARG_STR("--cache-dir", &a->cache_dir, "DIR",
-                    "class-embedding cache folder (default $EVA_CACHE_DIR, else ~/.cache/evabench)"),
+                    "class and image embedding cache (default $EVA_CACHE_DIR, else ~/.cache/evabench)"),
         EVA_ARG_FLAG("--no-cache", &a->no_cache, "neither read nor write the cache"),
         EVA_ARG_END,
     };
@@ -121,6 +127,8 @@ typedef struct {
     skipped_item *skipped;
     int64_t n_skipped;
     double t_hash, t_clf, t_img;
+    eva_shard sh;                 /* this rank of an mpirun (rank 0 of 1 otherwise) */
+    eva_zs_image_results res;     /* per-image top-5 and skips (rank 0) */
 } zs_run;
 
 static void run_free(zs_run *r) {
@@ -132,6 +140,7 @@ static void run_free(zs_run *r) {
     eva_zs_list_free(&r->templates);
     eva_zs_dataset_free(&r->ds);
     eva_zs_session_close(&r->sess);
+    eva_zs_image_results_free(&r->res);
 }
 
 /* The quick checks first: backend, config, templates, dataset, class names. */
@@ -165,6 +174,7 @@ static eva_status open_model(zs_run *r, const zs_args *a) {
     eva_status st = eva_sha256_file(r->wsha, a->weights);
     if (st != EVA_OK) return st;
     r->t_hash = eva_zs_now() - t0;
+    if (r->impl == EVA_IMPL_CUDA) eva_shard_pick_device(&r->sh);
     return eva_zs_session_open(&r->sess, a->weights, r->impl, r->prec);
 }
 
@@ -173,13 +183,15 @@ static void clf_progress(void *ctx, int64_t done, int64_t total) { eva_zs_progre
 /* W <- the classifier computed by the text tower, with a progress line. */
 static eva_status compute_classifier(zs_run *r) {
     eva_zs_progress pp;
-    eva_zs_progress_start(&pp, stderr, r->tty, "classifier (classes)");
+    const bool show = r->sh.rank == 0;
+    eva_zs_progress_start(&pp, stderr, r->tty, r->sh.size > 1 ? "classifier (classes, rank 0's share)"
+                                                               : "classifier (classes)");
     eva_zs_text_encoder enc;
     eva_zs_session_text_encoder(&r->sess, &enc);
-    enc.progress = clf_progress;
+    enc.progress = show ? clf_progress : NULL;
     enc.progress_ctx = &pp;
-    eva_status st = eva_zs_build_classifier(r->W, &r->classes, &r->templates, &enc);
-    if (st == EVA_OK) eva_zs_progress_end(&pp, r->C, r->C, -1);
+    eva_status st = eva_zs_build_classifier_sharded(&r->sh, r->W, &r->classes, &r->templates, &enc);
+    if (st == EVA_OK && show) eva_zs_progress_end(&pp, r->C, r->C, -1);
     return st;
 }
 
@@ -199,137 +211,73 @@ static eva_status classifier(zs_run *r, const zs_args *a) {
     if (!a->no_cache) {
         eva_zs_cache_path(r->cache_path, sizeof r->cache_path, a->cache_dir, key);
         r->clf_cached = eva_zs_cache_load(r->W, r->cache_path, key, r->C, r->E) == EVA_OK;
-        if (r->clf_cached) r->cache_state = "hit";
         eva_clear_error();
     }
+    r->clf_cached = eva_zs_all_hit(&r->sh, r->clf_cached); /* the ranks build it together or not at all */
+    if (r->clf_cached) r->cache_state = "hit";
     if (!r->clf_cached) {
         eva_status st = compute_classifier(r);
         if (st != EVA_OK) return st;
-        if (!a->no_cache && eva_zs_cache_store(r->cache_path, key, r->W, r->C, r->E, r->sess.cfg.name, r->wsha,
+        if (!a->no_cache && r->sh.rank == 0 && eva_zs_cache_store(r->cache_path, key, r->W, r->C, r->E, r->sess.cfg.name, r->wsha,
                                                r->templates_name, a->impl, eva_precision_name(r->prec)) != EVA_OK) {
             fprintf(stderr, "evabench zeroshot: warning: classifier not cached: %s\n", eva_last_error());
             r->cache_state = "miss (not written)";
         }
     }
     r->t_clf = eva_zs_now() - t0;
-    fprintf(stderr, "zeroshot: classifier [%d classes x %d templates] %s in %.3f s%s%s\n", r->C, r->templates.n,
+    if (r->sh.rank == 0)
+        fprintf(stderr, "zeroshot: classifier [%d classes x %d templates] %s in %.3f s%s%s\n", r->C, r->templates.n,
             r->clf_cached ? "loaded from cache" : "computed by the text tower", r->t_clf,
             r->cache_path[0] ? ": " : "", r->cache_path);
     return EVA_OK;
 }
 
-/* One batch of images: pixels, features, and for each image its label and dataset index. */
-typedef struct {
-    int cap, n;
-    size_t px_per; /* 3*S*S */
-    float *pix, *feat, *logits; /* [cap,3,S,S], [cap,E], [C] */
-    int *label;                 /* [cap] */
-    int64_t *item;              /* [cap] */
-} zs_batch;
-
-static void batch_free(zs_batch *b) { free(b->pix), free(b->feat), free(b->logits), free(b->label), free(b->item); }
-
-static eva_status batch_alloc(zs_batch *b, const zs_run *r, int cap) {
-    *b = (zs_batch){.cap = cap, .px_per = (size_t)3 * r->S * r->S};
-    b->pix = malloc((size_t)cap * b->px_per * sizeof *b->pix);
-    b->feat = malloc((size_t)cap * (size_t)r->E * sizeof *b->feat);
-    b->logits = malloc((size_t)r->C * sizeof *b->logits);
-    b->label = malloc((size_t)cap * sizeof *b->label);
-    b->item = malloc((size_t)cap * sizeof *b->item);
-    if (!b->pix || !b->feat || !b->logits || !b->label || !b->item)
-        return eva_fail(EVA_ERR_NOMEM, "out of memory for a batch of %d images", cap);
-    return EVA_OK;
+static void img_progress(void *ctx, int64_t done, int64_t total, double top1) {
+    eva_zs_progress_update(ctx, done, total, top1);
 }
 
-/* Records a file that did not decode (the message of the failure is the reason). */
-static eva_status skip_file(zs_run *r, const char *rel, const char *full) {
-    skipped_item *ns = realloc(r->skipped, (size_t)(r->n_skipped + 1) * sizeof *ns);
-    if (!ns) return eva_fail(EVA_ERR_NOMEM, "out of memory");
-    r->skipped = ns;
-    size_t pl = strlen(r->prefix) + strlen(rel) + 1;
-    skipped_item *s = &r->skipped[r->n_skipped++];
-    s->path = malloc(pl);
-    s->reason = strdup(eva_last_error());
-    if (s->path) snprintf(s->path, pl, "%s%s", r->prefix, rel);
-    if (r->tty) fputs("\n", stderr);
-    fprintf(stderr, "zeroshot: skipped %s: %s\n", full, eva_last_error());
-    eva_clear_error();
-    return EVA_OK;
-}
-
-/* Decodes images from *next on until the batch is full or the dataset ends; skips the files
- * that do not decode. */
-static eva_status fill_batch(zs_batch *b, zs_run *r, int64_t *next) {
-    b->n = 0;
-    for (; b->n < b->cap && *next < r->ds.n_items; ++*next) {
-        const eva_zs_item *it = &r->ds.items[*next];
-        char full[8400];
-        snprintf(full, sizeof full, "%s/%s", r->ds.root, it->path);
-        eva_status st = eva_zs_load_image_folder_style(b->pix + (size_t)b->n * b->px_per, full, r->S);
-        if (st == EVA_ERR_NOMEM || st == EVA_ERR_INTERNAL) return st;
-        if (st != EVA_OK) {
-            if ((st = skip_file(r, it->path, full)) != EVA_OK) return st;
-            continue;
-        }
-        b->label[b->n] = it->label;
-        b->item[b->n++] = *next;
+/* Rank 0: the gathered skips into the report's list, each on stderr. */
+static eva_status collect_skips(zs_run *r) {
+    const eva_rt_skips *sk = &r->res.skips;
+    if (!sk->n) return EVA_OK;
+    if (!(r->skipped = calloc((size_t)sk->n, sizeof *r->skipped))) return eva_fail(EVA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < sk->n; i++) {
+        const char *rel = r->ds.items[sk->v[i].index].path;
+        size_t pl = strlen(r->prefix) + strlen(rel) + 1;
+        skipped_item *it = &r->skipped[r->n_skipped++];
+        it->path = malloc(pl);
+        it->reason = strdup(sk->v[i].reason);
+        if (it->path) snprintf(it->path, pl, "%s%s", r->prefix, rel);
+        fprintf(stderr, "zeroshot: skipped %s/%s: %s\n", r->ds.root, rel, sk->v[i].reason);
     }
     return EVA_OK;
 }
 
-/* One --predictions row: path, label, top-5 (empty fields past C). */
-static void write_prediction(FILE *pred, const zs_run *r, const char *path, int label, const int *top, int k) {
-    char rel[8400];
-    snprintf(rel, sizeof rel, "%s%s", r->prefix, path);
-    eva_zs_csv_field(pred, rel);
-    fprintf(pred, ",%d", label);
-    for (int j = 0; j < 5; j++) {
-        if (j < k) fprintf(pred, ",%d", top[j]);
-        else fputs(",", pred);
-    }
-    fputc('\n', pred);
-}
-
-/* Encodes the batch and scores each image: metrics, and a prediction row when pred. */
-static eva_status score_batch(zs_batch *b, zs_run *r, FILE *pred) {
-    eva_status st = eva_backend_encode_image(&r->sess.be, b->feat, b->pix, b->n, NULL);
-    if (st != EVA_OK) return st;
-    const int k = r->C < 5 ? r->C : 5;
-    for (int i = 0; i < b->n; i++) {
-        int top[5];
-        eva_zs_logits(b->logits, b->feat + (size_t)i * r->E, r->W, r->C, r->E);
-        eva_zs_topk(top, b->logits, r->C, k);
-        eva_zs_metrics_add(&r->met, b->label[i], top, k);
-        if (pred) write_prediction(pred, r, r->ds.items[b->item[i]].path, b->label[i], top, k);
-    }
-    return EVA_OK;
-}
-
-/* Every image, batch by batch, with a progress line. */
+/* Every image (this rank's block; cache or tower), gathered; rank 0 scores them in dataset order. */
 static eva_status run_images(zs_run *r, const zs_args *a, FILE *pred) {
-    zs_batch b = {0};
     eva_status st = eva_zs_metrics_init(&r->met, r->C);
-    if (st == EVA_OK) st = batch_alloc(&b, r, (int)a->batch);
+    char *cfg_json = eva_config_to_json(&r->sess.cfg, false);
+    eva_zs_image_cache cache = {a->cache_dir, a->no_cache, r->wsha, cfg_json ? cfg_json : r->sess.cfg.name, a->impl,
+                                eva_precision_name(r->prec)};
     eva_zs_progress ip;
-    eva_zs_progress_start(&ip, stderr, r->tty, "images");
+    eva_zs_progress_start(&ip, stderr, r->tty, r->sh.size > 1 ? "images (rank 0's share)" : "images");
     const double t0 = eva_zs_now();
-    int64_t next = 0;
-    while (st == EVA_OK && next < r->ds.n_items) {
-        if ((st = fill_batch(&b, r, &next)) != EVA_OK || b.n == 0) break;
-        if ((st = score_batch(&b, r, pred)) != EVA_OK) break;
-        eva_zs_progress_update(&ip, r->met.n + r->n_skipped, r->ds.n_items, eva_zs_acc1(&r->met));
-    }
     if (st == EVA_OK)
-        eva_zs_progress_end(&ip, r->met.n + r->n_skipped, r->ds.n_items, r->met.n ? eva_zs_acc1(&r->met) : -1);
-    r->t_img = eva_zs_now() - t0;
-    batch_free(&b);
-    return st;
+        st = eva_zs_classify_sharded(&r->sh, &r->sess, &r->ds, r->W, r->C, (int)a->batch, &cache, &r->res,
+                                     r->sh.rank == 0 ? img_progress : NULL, &ip);
+    free(cfg_json);
+    r->t_img = r->sh.size > 1 ? r->res.seconds : eva_zs_now() - t0;
+    if (st != EVA_OK || r->sh.rank != 0) return st;
+    if ((st = eva_zs_results_account(&r->ds, &r->res, r->C, r->prefix, &r->met, pred)) != EVA_OK) return st;
+    if ((st = collect_skips(r)) != EVA_OK) return st;
+    eva_zs_progress_end(&ip, r->met.n + r->n_skipped, r->ds.n_items, r->met.n ? eva_zs_acc1(&r->met) : -1);
+    return EVA_OK;
 }
 
 /* run_images with the --predictions file around it. */
 static eva_status evaluate(zs_run *r, const zs_args *a) {
     FILE *pred = NULL;
-    if (a->predictions) {
+    if (a->predictions && r->sh.rank == 0) {
         if (!(pred = fopen(a->predictions, "w")))
             return eva_fail(EVA_ERR_IO, "--predictions %s: cannot create", a->predictions);
         fputs("path,label,top1,top2,top3,top4,top5\n", pred);
@@ -357,6 +305,14 @@ static const char *base_name_buf(char *buf, size_t cap, const char *p) {
     return buf;
 }
 
+/* "N images/s" through the image tower, or where the embeddings came from. */
+static const char *images_rate(const zs_run *r) {
+    static char buf[64];
+    if (r->res.encoded > 0 && r->t_img > 0) snprintf(buf, sizeof buf, "%.2f images/s", (double)r->res.encoded / r->t_img);
+    else snprintf(buf, sizeof buf, "image cache %s", r->res.cache ? r->res.cache : "?");
+    return buf;
+}
+
 static void print_summary(const zs_run *r, const zs_args *a, const eva_zs_published *pub) {
     const eva_zs_metrics *m = &r->met;
     double acc1 = eva_zs_acc1(m), acc5 = eva_zs_acc5(m), mpcr = eva_zs_mean_per_class_recall(m);
@@ -365,9 +321,9 @@ static void print_summary(const zs_run *r, const zs_args *a, const eva_zs_publis
            a->limit ? " (--limit)" : "");
     printf("  protocol: templates %s (%d), class names: %s, impl %s, precision %s, weights sha256 %.16s...\n",
            r->templates_name, r->templates.n, r->class_source, a->impl, eva_precision_name(r->prec), r->wsha);
-    printf("  classifier: %s in %.3f s; images: %.3f s (%.2f images/s); weights hash %.3f s\n",
-           r->clf_cached ? "from cache" : "text tower", r->t_clf, r->t_img,
-           r->t_img > 0 ? (double)m->n / r->t_img : 0.0, r->t_hash);
+    printf("  classifier: %s in %.3f s; images: %.3f s (%s); weights hash %.3f s\n",
+           r->clf_cached ? "from cache" : "text tower", r->t_clf, r->t_img, images_rate(r), r->t_hash);
+    if (r->sh.size > 1) printf("  ranks: %d (classes and images split in contiguous blocks)\n", r->sh.size);
     char acc5s[32];
     if (isfinite(acc5)) snprintf(acc5s, sizeof acc5s, "%.4f", acc5);
     else snprintf(acc5s, sizeof acc5s, "n/a (< 5 classes)");
@@ -421,11 +377,17 @@ static void add_protocol_run(cJSON *p, const zs_run *r, const zs_args *a) {
     }
     cJSON_AddStringToObject(p, "classifier_cache", r->cache_state);
     if (r->cache_path[0]) cJSON_AddStringToObject(p, "cache_path", r->cache_path);
+    cJSON_AddStringToObject(p, "image_cache", r->res.cache ? r->res.cache : "?");
+    cJSON_AddNumberToObject(p, "ranks", r->sh.size);
+    eva_sysinfo si;
+    eva_sysinfo_get(&si);
+    cJSON_AddStringToObject(p, "host", si.hostname);
     cJSON *tm = cJSON_AddObjectToObject(p, "timing_s");
     cJSON_AddNumberToObject(tm, "weights_hash", r->t_hash);
     cJSON_AddNumberToObject(tm, "classifier", r->t_clf);
     cJSON_AddNumberToObject(tm, "images", r->t_img);
-    cJSON_AddItemToObject(p, "images_per_s", num_or_null(r->t_img > 0 ? (double)r->met.n / r->t_img : NAN));
+    cJSON_AddItemToObject(p, "images_per_s",
+                          num_or_null(r->t_img > 0 && r->res.encoded > 0 ? (double)r->res.encoded / r->t_img : NAN));
     cJSON_AddStringToObject(p, "evabench", EVA_VERSION " (" EVA_GIT_REV ")");
 }
 
@@ -454,6 +416,10 @@ static cJSON *result_json(const zs_run *r, const zs_args *a, const eva_zs_publis
     cJSON_AddStringToObject(root, "pretrained", base_name_buf(bn, sizeof bn, a->weights));
     cJSON_AddStringToObject(root, "task", "zeroshot_classification");
     cJSON_AddStringToObject(root, "language", "en");
+    char date[32];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    cJSON_AddStringToObject(root, "date", date);
     cJSON *m = cJSON_AddObjectToObject(root, "metrics");
     cJSON_AddItemToObject(m, "acc1", num_or_null(eva_zs_acc1(&r->met)));
     cJSON_AddItemToObject(m, "acc5", num_or_null(eva_zs_acc5(&r->met)));
@@ -501,11 +467,19 @@ int eva_cmd_zeroshot(int argc, char **argv) {
     int code = parse(&a, argc, argv);
     if (code >= 0) return code;
     zs_run r = {0};
-    eva_status st = prepare(&r, &a);
+    eva_status st = eva_shard_init(&r.sh, &argc, &argv);
+    if (st != EVA_OK) return eva_cli_fail("zeroshot", st);
+    st = prepare(&r, &a);
     if (st == EVA_OK) st = open_model(&r, &a);
     if (st == EVA_OK) st = classifier(&r, &a);
     if (st == EVA_OK) st = evaluate(&r, &a);
-    code = st == EVA_OK ? report(&r, &a) : eva_cli_fail("zeroshot", st);
+    if (st == EVA_OK) code = r.sh.rank == 0 ? report(&r, &a) : 0;
+    else if (r.sh.size > 1) { /* name the rank, then end every rank */
+        fprintf(stderr, "evabench zeroshot: rank %d of %d: %s\n", r.sh.rank, r.sh.size, eva_last_error());
+        code = eva_shard_abort(&r.sh, eva_status_exit_code(st) ? eva_status_exit_code(st) : 3);
+    } else
+        code = eva_cli_fail("zeroshot", st);
     run_free(&r);
+    eva_shard_finalize(&r.sh);
     return code;
 }
