@@ -8,8 +8,8 @@
  * (float)(1/sqrt(d)) like the reference) and d/32 output features for P.V; the running maximum,
  * sum and accumulators are fp32 and the reductions are warp shuffles in a fixed order
  * (deterministic). Causal rows skip fully masked tiles. Scores never touch device memory.
- * This is CUDA-core arithmetic, not tensor cores: correct and memory-light, but for the 16-bit
- * precisions a tensor-core kernel (or cuDNN SDPA) would be faster; see reports/gpu/README.md.
+ * This is CUDA-core arithmetic, not tensor cores: the path of fp32/tf32 and of head dims above 128,
+ * and the oracle of the tensor-core kernel (attention_mma.cu), which bf16/fp16 take otherwise.
  * CPU twin: eva_ref_attention (ref/ref_ops.h).
  */
 #include <math.h>
@@ -67,6 +67,9 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_kernel(T *out, const
 #pragma unroll
         for (int r = 0; r < ATT_RPW; r++) s[r] = 0.0f;
         const float *kr = Ks + lane * (DP + 1);
+        /* unrolled by 4: with the compiler's default the d = 88 (DP 96) instantiation spilled
+         * three accumulators (ptxas -v); 56 registers and no spill this way */
+#pragma unroll 4
         for (int j = 0; j < d; j++) {
             float kv = kr[j];
 #pragma unroll
@@ -135,7 +138,7 @@ static eva_status launch_attention(void *out, const void *q, const void *k, cons
     return launch_dp<T, 256>(out, q, k, v, B, N, H, d, ld, causal, s);
 }
 
-extern "C" eva_status eva_cu_attention(void *out, const void *q, const void *k, const void *v, int B, int N, int H,
+extern "C" eva_status eva_cu_attention_simt(void *out, const void *q, const void *k, const void *v, int B, int N, int H,
                                        int d, int ld, int causal, eva_cu_dtype t, void *stream) {
     if (B <= 0 || N <= 0) return EVA_OK;
     if (d < 1 || d > 256)
@@ -143,6 +146,6 @@ extern "C" eva_status eva_cu_attention(void *out, const void *q, const void *k, 
     if (H < 1 || ld < H * d || H > 65535 || B > 65535)
         return eva_fail(EVA_ERR_INVALID_ARG, "attention: bad shape (B %d, H %d, d %d, ld %d)", B, H, d, ld);
     EVA_TRY(EVA_CU_DISPATCH(t, launch_attention, out, q, k, v, B, N, H, d, ld, causal, (cudaStream_t)stream));
-    EVA_CU_LAUNCHED("attention");
+    EVA_CU_LAUNCHED_ON("attention", stream);
     return EVA_OK;
 }

@@ -18,13 +18,17 @@ extern "C" int eva_cuda_sync_debug(void) {
     return cached;
 }
 
-extern "C" eva_status eva_cuda_after_launch(const char *op) {
+extern "C" eva_status eva_cuda_after_launch(const char *op, void *stream) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return eva_fail(EVA_ERR_CUDA, "%s: kernel launch failed: %s", op, cudaGetErrorString(e));
     if (eva_cuda_sync_debug()) {
         /* a stream being captured into a graph must not be synchronised */
         cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-        if (cudaStreamIsCapturing(0, &cs) == cudaSuccess && cs != cudaStreamCaptureStatusNone) return EVA_OK;
+        if (cudaStreamIsCapturing((cudaStream_t)stream, &cs) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return EVA_OK;
+        }
+        if (cs != cudaStreamCaptureStatusNone) return EVA_OK;
         e = cudaDeviceSynchronize();
         if (e != cudaSuccess)
             return eva_fail(EVA_ERR_CUDA, "%s: failed while running (EVA_CUDA_SYNC=1): %s", op, cudaGetErrorString(e));
@@ -124,6 +128,6 @@ extern "C" eva_status eva_cu_convert(void *dst, eva_cu_dtype dt, const void *src
         launch_convert_from((__half *)dst, src, stype, n, s);
     else
         launch_convert_from((float *)dst, src, stype, n, s);
-    EVA_CU_LAUNCHED("convert");
+    EVA_CU_LAUNCHED_ON("convert", stream);
     return EVA_OK;
 }

@@ -41,7 +41,7 @@ static void launch_gelu(void *y, long long n, cudaStream_t s) {
 extern "C" eva_status eva_cu_gelu(void *y, int64_t n, eva_cu_dtype t, void *stream) {
     if (n <= 0) return EVA_OK;
     EVA_CU_DISPATCH(t, launch_gelu, y, (long long)n, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED("gelu");
+    EVA_CU_LAUNCHED_ON("gelu", stream);
     return EVA_OK;
 }
 
@@ -81,7 +81,7 @@ extern "C" eva_status eva_cu_swiglu_ln(void *z, const void *h, const float *ln_w
     if (M <= 0) return EVA_OK;
     if (F <= 0) return eva_fail(EVA_ERR_INVALID_ARG, "swiglu: F %d", F);
     EVA_CU_DISPATCH(t, launch_swiglu, z, h, ln_w, ln_b, M, F, eps, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED("swiglu_ln");
+    EVA_CU_LAUNCHED_ON("swiglu_ln", stream);
     return EVA_OK;
 }
 
@@ -120,7 +120,7 @@ extern "C" eva_status eva_cu_rope_qk(void *qk, const float *cos_t, const float *
     if (B <= 0 || N <= 1) return EVA_OK;
     if (d <= 0 || d % 2) return eva_fail(EVA_ERR_INVALID_ARG, "rope: head_dim %d must be even", d);
     EVA_CU_DISPATCH(t, launch_rope, qk, cos_t, sin_t, B, N, H, d, ld, koff, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED("rope_qk");
+    EVA_CU_LAUNCHED_ON("rope_qk", stream);
     return EVA_OK;
 }
 
@@ -148,7 +148,7 @@ extern "C" eva_status eva_cu_im2col(void *cols, const float *pixels, int B, int 
     if (B <= 0) return EVA_OK;
     if (P <= 0 || S < P || S % P) return eva_fail(EVA_ERR_INVALID_ARG, "im2col: S %d, P %d", S, P);
     EVA_CU_DISPATCH(t, launch_im2col, cols, pixels, B, S, P, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED("im2col");
+    EVA_CU_LAUNCHED_ON("im2col", stream);
     return EVA_OK;
 }
 
@@ -177,7 +177,7 @@ extern "C" eva_status eva_cu_cls_pos(float *x, void *xc, const void *patches, co
                                      int B, int N, int D, eva_cu_dtype t, void *stream) {
     if (B <= 0) return EVA_OK;
     EVA_CU_DISPATCH(t, launch_cls_pos, x, xc, patches, cls, pos, B, N, D, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED("cls_pos");
+    EVA_CU_LAUNCHED_ON("cls_pos", stream);
     return EVA_OK;
 }
 
@@ -198,7 +198,7 @@ extern "C" eva_status eva_cu_embedding(float *x, const int32_t *ids, const float
     if (T <= 0) return EVA_OK;
     long long n = (long long)T * L * W;
     embedding_kernel<<<eva::grid_for(n, 256), 256, 0, (cudaStream_t)stream>>>(x, ids, table, pos, T, L, W);
-    EVA_CU_LAUNCHED("embedding");
+    EVA_CU_LAUNCHED_ON("embedding", stream);
     return EVA_OK;
 }
 
@@ -220,6 +220,6 @@ extern "C" eva_status eva_cu_gather_rows(void *out, const void *u, const int32_t
                                          eva_cu_dtype t, void *stream) {
     if (T <= 0) return EVA_OK;
     EVA_CU_DISPATCH(t, launch_gather, out, u, rows, T, L, W, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED("gather_rows");
+    EVA_CU_LAUNCHED_ON("gather_rows", stream);
     return EVA_OK;
 }

@@ -97,13 +97,36 @@ eva_status eva_cu_gather_rows(void *out, const void *u, const int32_t *rows, int
 /* dst[n] = (dst type)src[n] between fp32 and act (either direction, or a copy). */
 eva_status eva_cu_convert(void *dst, eva_cu_dtype dt, const void *src, eva_cu_dtype st, int64_t n, void *stream);
 
-/* ---- attention (attention.cu) -------------------------------------------------------------
+/* ---- attention (attention.cu, attention_mma.cu) -----------------------------------------------
  * out[B,N,H*d] (act, contiguous) = per (b, head j): softmax((q_j * scale) . k_j^T + mask) . v_j,
  * scale = (float)(1/sqrt(d)); q, k, v act with head j at columns [j*d, (j+1)*d) and row stride ld;
- * causal: -inf above the diagonal. Tiled online softmax (flash-style), fp32 scores, max, sum and
- * accumulators, any N >= 1, d <= 256. */
+ * causal: -inf above the diagonal. Any N >= 1. fp32 scores, max, sum and accumulators.
+ * Two kernels: EVA_CU_ATTENTION_MMA, tensor cores (mma.sync m16n8k16, bf16/fp16 only, d <= 128,
+ * d padded with zeros to 16/32/64/96/112/128; P rounded to the 16-bit type before P.V), and
+ * EVA_CU_ATTENTION_SIMT, CUDA cores (every dtype, d <= 256; the fp32 path and the oracle).
+ * eva_cu_attention takes the path eva_cu_attention_path names; EVA_CUDA_ATTENTION=simt in the
+ * environment forces the CUDA-core kernel everywhere (for comparisons). */
+typedef enum { EVA_CU_ATTENTION_SIMT = 0, EVA_CU_ATTENTION_MMA = 1 } eva_cu_attention_kind;
 eva_status eva_cu_attention(void *out, const void *q, const void *k, const void *v, int B, int N, int H, int d, int ld,
                             int causal, eva_cu_dtype t, void *stream);
+/* The kernel eva_cu_attention uses for head_dim d in dtype t. */
+eva_cu_attention_kind eva_cu_attention_path(int d, eva_cu_dtype t);
+/* The head dim the tensor-core kernel computes with (d padded), 0 when it has none (d > 128). */
+int eva_cu_attention_padded_dim(int d);
+/* The CUDA-core kernel alone (any dtype, d <= 256). */
+eva_status eva_cu_attention_simt(void *out, const void *q, const void *k, const void *v, int B, int N, int H, int d,
+                                 int ld, int causal, eva_cu_dtype t, void *stream);
+/* The tensor-core kernel alone (bf16/fp16, d <= 128; else EVA_ERR_UNSUPPORTED). rope_cos/rope_sin
+ * (fp32 [N-1, d], eva_ref_rope_table; both NULL: none): q and k are rotated as they are read, as
+ * eva_cu_rope_qk would rotate them (token 0 untouched); q/k in memory stay unrotated. */
+eva_status eva_cu_attention_mma(void *out, const void *q, const void *k, const void *v, const float *rope_cos,
+                                const float *rope_sin, int B, int N, int H, int d, int ld, int causal, eva_cu_dtype t,
+                                void *stream);
+/* Attention with RoPE on q and k (k after q in the same rows): the tensor-core kernel rotates while
+ * reading; on the CUDA-core path q and k are rotated in place (eva_cu_rope_qk) first. */
+eva_status eva_cu_attention_rope(void *out, void *q, void *k, const void *v, const float *rope_cos,
+                                 const float *rope_sin, int B, int N, int H, int d, int ld, int causal, eva_cu_dtype t,
+                                 void *stream);
 
 #ifdef __cplusplus
 }

@@ -195,7 +195,7 @@ static eva_status run(eva_cu_gemm_ctx *g, void *out, const void *x, const void *
                                       g->workspace, g->workspace_bytes, (cudaStream_t)stream);
     if (s != CUBLAS_STATUS_SUCCESS)
         return eva_fail(EVA_ERR_CUBLAS, "gemm %dx%dx%d: cublasLtMatmul: %s", M, C, K, cublasLtGetStatusString(s));
-    EVA_CU_LAUNCHED("gemm");
+    EVA_CU_LAUNCHED_ON("gemm", stream);
     return EVA_OK;
 }
 

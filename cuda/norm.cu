@@ -73,6 +73,6 @@ extern "C" eva_status eva_cu_norm(float *x, const void *a, void *u, void *xc, co
         (mode != EVA_CU_NORM_POST && !u))
         return eva_fail(EVA_ERR_INVALID_ARG, "norm: a buffer the mode needs is NULL");
     EVA_CU_DISPATCH(t, launch_norm, x, a, u, xc, w, b, M, C, ld, eps, rms, (int)mode, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED(rms ? "rmsnorm" : "layernorm");
+    EVA_CU_LAUNCHED_ON(rms ? "rmsnorm" : "layernorm", stream);
     return EVA_OK;
 }
