@@ -119,6 +119,33 @@ extern "C" eva_status eva_cuda_device(eva_cuda_device_info *info) {
     return EVA_OK;
 }
 
+/* ---- attention paths (for info and profile) ---------------------------------------------------- */
+
+static int describe_path(char *buf, size_t n, const char *tower, int d, eva_cu_dtype t, int rope, int causal) {
+    if (eva_cu_attention_path(d, t) == EVA_CU_ATTENTION_MMA) {
+        const int dp = eva_cu_attention_padded_dim(d);
+        char pad[48] = "";
+        if (dp != d) snprintf(pad, sizeof pad, ", head_dim %d padded to %d", d, dp);
+        return snprintf(buf, n, "%s: tensor cores (mma.sync m16n8k16 %s flash kernel%s%s%s)", tower,
+                        t == EVA_CU_BF16 ? "bf16" : "fp16", pad, rope ? ", RoPE applied while staging q/k" : "",
+                        causal ? ", causal" : "");
+    }
+    return snprintf(buf, n, "%s: CUDA cores (fp32 flash kernel, head_dim %d%s%s)", tower, d,
+                    rope ? ", RoPE as a separate pass" : "", causal ? ", causal" : "");
+}
+
+extern "C" eva_status eva_cuda_attention_paths(const eva_config *cfg, eva_precision prec, char *buf, size_t n) {
+    if (!cfg || !buf || n == 0) return eva_fail(EVA_ERR_INVALID_ARG, "attention paths: NULL argument");
+    if ((unsigned)prec > EVA_PREC_FP16) return eva_fail(EVA_ERR_INVALID_ARG, "attention paths: precision %d", prec);
+    const eva_cu_dtype t = eva_cu_act_dtype(prec);
+    int k = describe_path(buf, n, "image", cfg->vision.head_dim, t, cfg->vision.rope, 0);
+    if (k >= 0 && (size_t)k < n) {
+        k += snprintf(buf + k, n - (size_t)k, "; ");
+        if ((size_t)k < n) describe_path(buf + k, n - (size_t)k, "text", cfg->text.head_dim, t, 0, 1);
+    }
+    return EVA_OK;
+}
+
 /* ---- weight layout ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -600,10 +627,10 @@ static eva_status v_attention(eva_cuda_model *m, const image_plan *lo, const dev
     void *qkv = A(lo->qkv), *o = A(lo->o);
     const size_t es = m->es;
     EVA_TRY(eva_cu_linear(m->gemm, qkv, in, bw->qkv_w, bw->qkv_b, BN, 3 * D, D, D, 3 * D, m->stream));
-    if (v->rope)
-        EVA_TRY(eva_cu_rope_qk(qkv, m->rope_cos, m->rope_sin, B, N, H, d, 3 * D, D, m->act, m->stream));
-    EVA_TRY(eva_cu_attention(o, qkv, (char *)qkv + D * es, (char *)qkv + 2 * D * es, B, N, H, d, 3 * D, 0, m->act,
-                             m->stream));
+    /* RoPE rides the q/k staging of the tensor-core kernel; the CUDA-core path rotates in place */
+    EVA_TRY(eva_cu_attention_rope(o, qkv, (char *)qkv + D * es, (char *)qkv + 2 * D * es,
+                                  v->rope ? m->rope_cos : NULL, v->rope ? m->rope_sin : NULL, B, N, H, d, 3 * D, 0,
+                                  m->act, m->stream));
     if (v->subln)
         EVA_TRY(eva_cu_norm(NULL, o, o, NULL, bw->anw, bw->anb, BN, D, D, v->norm_eps, 0, EVA_CU_NORM_PLAIN, m->act,
                             m->stream));

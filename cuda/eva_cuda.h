@@ -65,6 +65,11 @@ int eva_cuda_timings(const eva_cuda_model *m, char (*names)[EVA_TAP_NAME_MAX], d
  * per multiply-add). For the profile's ceiling. */
 eva_status eva_cuda_gemm_ceiling(eva_precision prec, int n, double *tflops);
 
+/* One line naming the attention kernel each tower takes in `prec` (tensor cores or CUDA cores,
+ * padded head dim, RoPE fused or not), e.g. "image: tensor cores (mma.sync m16n8k16 bf16 flash
+ * kernel, head_dim 88 padded to 96); text: ...". Needs no device (for `info` and `profile`). */
+eva_status eva_cuda_attention_paths(const eva_config *cfg, eva_precision prec, char *buf, size_t n);
+
 /* The core's backend interface (eva_backend.h) over this API, for --impl cuda. Its create()
  * sizes activations for max_batch items (0: EVA_CUDA_MAX_BATCH from the environment, default 256;
  * shrunk to fit the device) and larger batches are split. Defined in eva_cuda_backend.c. */
