@@ -34,6 +34,9 @@
 #define ALIGN_BYTES 256
 #define GEMM_WORKSPACE ((size_t)32 << 20)
 #define DEVICE_MARGIN ((size_t)512 << 20) /* context, cuBLAS internals, fragmentation */
+#define EVA_GRAPH_SLOTS 4                 /* CUDA graphs kept per tower (distinct batch sizes) */
+/* the GEMM context's device memory: cuBLASLt workspace, and fp32's split-K scratch */
+#define GEMM_BYTES(prec) (GEMM_WORKSPACE + eva_cu_gemm_extra_bytes(prec))
 
 typedef struct {
     const float *n1w, *n1b, *anw, *anb, *n2w, *n2b, *mnw, *mnb;
@@ -70,9 +73,10 @@ struct eva_cuda_model {
     cudaStream_t stream;
     float *host_tap;
     size_t host_tap_floats;
-    /* graph replay of a tap-free forward for one batch size per tower */
-    cudaGraphExec_t graph[2];
-    int graph_batch[2];
+    /* graph replay of tap-free forwards: per tower, one graph per batch size (EVA_GRAPH_SLOTS) */
+    cudaGraphExec_t graph[2][EVA_GRAPH_SLOTS];
+    int graph_batch[2][EVA_GRAPH_SLOTS];
+    unsigned long graph_age[2][EVA_GRAPH_SLOTS], graph_clock;
     int use_graphs;
     /* per-module timing (eva_cuda_set_timing): events recorded at the forward's start, at every
      * tap boundary and at its end; ev_name[i] names the boundary of ev[i] */
@@ -118,6 +122,12 @@ extern "C" eva_status eva_cuda_device(eva_cuda_device_info *info) {
     }
     return EVA_OK;
 }
+
+/* The image MLP's hidden width on the device: F rounded up to a multiple of 64 (L/14: 2730 ->
+ * 2752) with zero weights, so every GEMM row of h and z starts 16-byte aligned and the fc2
+ * reduction is a multiple of the tensor-core tiles; GELU(0) = 0 and SwiGLU writes 0 there, the
+ * sub-norm's statistics stay over the real F, and the zero fc2 columns add exactly nothing. */
+static int mlp_padded_width(const eva_vision_config *v) { return (v->mlp_hidden + 63) / 64 * 64; }
 
 /* ---- attention paths (for info and profile) ---------------------------------------------------- */
 
@@ -207,12 +217,36 @@ static const eva_wmat no_wmat = {NULL, EVA_DT_F32};
 #define HV(field) wf(h ? h->field : NULL)
 #define HVM(field) (h ? h->field : no_wmat) /* typed (eva_wmat) views */
 
+/* Places a [rows, cols] matrix (any stored dtype) as [rows, cols_p], each row followed by
+ * cols_p - cols zeros. */
+static void *place_rows_padded(cursor *c, eva_cu_dtype t, eva_wmat src, size_t rows, size_t cols, size_t cols_p) {
+    if (cols_p == cols) return place1(c, t, src, rows * cols);
+    eva_wmat *s = (eva_wmat *)calloc(2 * rows, sizeof *s);
+    size_t *n = (size_t *)calloc(2 * rows, sizeof *n);
+    void *p = NULL;
+    if (!s || !n) {
+        if (c->st == EVA_OK) c->st = eva_fail(EVA_ERR_NOMEM, "weights upload: out of host memory");
+    } else {
+        const size_t row_bytes = cols * eva_dtype_size(src.dtype);
+        for (size_t r = 0; r < rows; r++) {
+            s[2 * r] = src.data ? (eva_wmat){(const char *)src.data + r * row_bytes, src.dtype} : no_wmat;
+            n[2 * r] = cols;
+            s[2 * r + 1] = no_wmat, n[2 * r + 1] = cols_p - cols;
+        }
+        p = place(c, t, (int)(2 * rows), s, n);
+    }
+    free(s);
+    free(n);
+    return p;
+}
+
 /* Walks every device tensor in a fixed order: sizes (m == NULL) or uploads from host model h. */
 static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_model *h, eva_cuda_model *m,
                            cursor *c) {
     const eva_vision_config *v = &cfg->vision;
     const eva_text_config *tc = &cfg->text;
     const size_t D = v->width, F = v->mlp_hidden, P = v->patch_size, E = cfg->embed_dim;
+    const size_t Fp = (size_t)mlp_padded_width(v);
     const size_t G = v->image_size / v->patch_size, N = G * G + 1, d = v->head_dim;
     const int ln = v->norm == EVA_NORM_LAYERNORM;
     const eva_cu_dtype F32 = EVA_CU_F32;
@@ -246,16 +280,20 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
         db.proj_b = place1(c, act, HB(proj_b), D);
         db.n2w = (const float *)place1(c, F32, HB(norm2_w), D);
         if (ln) db.n2b = (const float *)place1(c, F32, HB(norm2_b), D);
+        /* MLP width padded to Fp with zero weights (mlp_padded_width) */
         if (v->mlp == EVA_MLP_SWIGLU) {
-            const eva_wmat sw[2] = {HBM(fc1_g_w), HBM(fc1_x_w)}, sb[2] = {HB(fc1_g_b), HB(fc1_x_b)};
-            size_t nw[2] = {F * D, F * D}, nb[2] = {F, F};
+            const eva_wmat sw[4] = {HBM(fc1_g_w), no_wmat, HBM(fc1_x_w), no_wmat};
+            const eva_wmat sb[4] = {HB(fc1_g_b), no_wmat, HB(fc1_x_b), no_wmat};
+            size_t nw[4] = {F * D, (Fp - F) * D, F * D, (Fp - F) * D}, nb[4] = {F, Fp - F, F, Fp - F};
+            db.fc1_w = place(c, act, 4, sw, nw);
+            db.fc1_b = place(c, act, 4, sb, nb);
+        } else {
+            const eva_wmat sw[2] = {HBM(fc1_w), no_wmat}, sb[2] = {HB(fc1_b), no_wmat};
+            size_t nw[2] = {F * D, (Fp - F) * D}, nb[2] = {F, Fp - F};
             db.fc1_w = place(c, act, 2, sw, nw);
             db.fc1_b = place(c, act, 2, sb, nb);
-        } else {
-            db.fc1_w = place1(c, act, HBM(fc1_w), F * D);
-            db.fc1_b = place1(c, act, HB(fc1_b), F);
         }
-        db.fc2_w = place1(c, act, HBM(fc2_w), D * F);
+        db.fc2_w = place_rows_padded(c, act, HBM(fc2_w), D, F, Fp);
         db.fc2_b = place1(c, act, HB(fc2_b), D);
 #undef HB
         if (m) m->vb[i] = db;
@@ -335,7 +373,7 @@ static size_t weights_walk(const eva_config *cfg, eva_cu_dtype act, const eva_mo
 
 static void plan_image(image_plan *lo, const eva_config *cfg, size_t es, int B) {
     const eva_vision_config *v = &cfg->vision;
-    const size_t G = v->image_size / v->patch_size, N = G * G + 1, D = v->width, F = v->mlp_hidden;
+    const size_t G = v->image_size / v->patch_size, N = G * G + 1, D = v->width, F = (size_t)mlp_padded_width(v);
     const size_t BN = (size_t)B * N, P = v->patch_size, S = v->image_size;
     size_t off = 0;
 #define TAKE(f, bytes) (lo->f = off, off += align_up(bytes))
@@ -390,7 +428,7 @@ static size_t weight_bytes(const eva_config *cfg, eva_cu_dtype act) {
 extern "C" size_t eva_cuda_model_bytes_needed(const eva_config *cfg, eva_precision prec, int max_batch) {
     if (!cfg || max_batch < 1) return 0;
     eva_cu_dtype act = eva_cu_act_dtype(prec);
-    return weight_bytes(cfg, act) + act_bytes(cfg, eva_cu_dtype_size(act), max_batch) + GEMM_WORKSPACE;
+    return weight_bytes(cfg, act) + act_bytes(cfg, eva_cu_dtype_size(act), max_batch) + GEMM_BYTES(prec);
 }
 
 extern "C" size_t eva_cuda_model_peak_bytes(const eva_cuda_model *m) { return m ? m->peak : 0; }
@@ -411,7 +449,8 @@ extern "C" void eva_cuda_model_free(eva_cuda_model *m) {
     if (!m) return;
     timing_free(m);
     for (int i = 0; i < 2; i++)
-        if (m->graph[i]) cudaGraphExecDestroy(m->graph[i]);
+        for (int j = 0; j < EVA_GRAPH_SLOTS; j++)
+            if (m->graph[i][j]) cudaGraphExecDestroy(m->graph[i][j]);
     eva_cu_gemm_free(m->gemm);
     if (m->wbuf) cudaFree(m->wbuf);
     if (m->abuf) cudaFree(m->abuf);
@@ -452,14 +491,14 @@ extern "C" eva_status eva_cuda_model_create(eva_cuda_model **out, const eva_mode
     const size_t es = eva_cu_dtype_size(act);
     const size_t wb = weight_bytes(cfg, act);
     /* shrink the batch until weights + activations + workspace fit the free memory */
-    size_t need = wb + act_bytes(cfg, es, max_batch) + GEMM_WORKSPACE;
+    size_t need = wb + act_bytes(cfg, es, max_batch) + GEMM_BYTES(prec);
     const size_t avail = di.free_bytes > DEVICE_MARGIN ? di.free_bytes - DEVICE_MARGIN : 0;
     int batch = max_batch;
     if (need > avail) {
         int lo = 0, hi = max_batch;
         while (lo < hi) {
             int mid = lo + (hi - lo + 1) / 2;
-            if (wb + act_bytes(cfg, es, mid) + GEMM_WORKSPACE <= avail)
+            if (wb + act_bytes(cfg, es, mid) + GEMM_BYTES(prec) <= avail)
                 lo = mid;
             else
                 hi = mid - 1;
@@ -470,7 +509,7 @@ extern "C" eva_status eva_cuda_model_create(eva_cuda_model **out, const eva_mode
                             "%s in %s needs %s on the device for batch 1 (weights %s), but %s has only %s free "
                             "(keeping %d MiB spare)",
                             cfg->name, eva_precision_name(prec),
-                            fmt_gib(a, sizeof a, wb + act_bytes(cfg, es, 1) + GEMM_WORKSPACE),
+                            fmt_gib(a, sizeof a, wb + act_bytes(cfg, es, 1) + GEMM_BYTES(prec)),
                             fmt_gib(b, sizeof b, wb), di.name, fmt_gib(c2, sizeof c2, di.free_bytes),
                             (int)(DEVICE_MARGIN >> 20));
         }
@@ -510,7 +549,7 @@ extern "C" eva_status eva_cuda_model_create(eva_cuda_model **out, const eva_mode
     if (st != EVA_OK) goto fail;
     st = eva_cu_gemm_create(&m->gemm, prec, GEMM_WORKSPACE);
     if (st != EVA_OK) goto fail;
-    m->peak = m->wbytes + m->abytes + GEMM_WORKSPACE;
+    m->peak = m->wbytes + m->abytes + GEMM_BYTES(prec);
     if (cudaDeviceSynchronize() != cudaSuccess) {
         st = eva_fail(EVA_ERR_CUDA, "cuda model: weight upload failed");
         goto fail;
@@ -640,20 +679,21 @@ static eva_status v_attention(eva_cuda_model *m, const image_plan *lo, const dev
 static eva_status v_mlp(eva_cuda_model *m, const image_plan *lo, const dev_vblock *bw, void *a, const void *in,
                         int B) {
     const eva_vision_config *v = &m->cfg.vision;
-    const int BN = B * v->tokens, D = v->width, F = v->mlp_hidden;
+    const int BN = B * v->tokens, D = v->width, F = v->mlp_hidden, Fp = mlp_padded_width(v);
     void *h = A(lo->h);
     if (v->mlp == EVA_MLP_SWIGLU) {
         void *z = A(lo->z);
-        EVA_TRY(eva_cu_linear(m->gemm, h, in, bw->fc1_w, bw->fc1_b, BN, 2 * F, D, D, 2 * F, m->stream));
-        EVA_TRY(eva_cu_swiglu_ln(z, h, v->subln ? bw->mnw : NULL, bw->mnb, BN, F, v->norm_eps, m->act, m->stream));
-        return eva_cu_linear(m->gemm, a, z, bw->fc2_w, bw->fc2_b, BN, D, F, F, D, m->stream);
+        EVA_TRY(eva_cu_linear(m->gemm, h, in, bw->fc1_w, bw->fc1_b, BN, 2 * Fp, D, D, 2 * Fp, m->stream));
+        EVA_TRY(eva_cu_swiglu_ln_padded(z, h, v->subln ? bw->mnw : NULL, bw->mnb, BN, F, Fp, v->norm_eps, m->act,
+                                        m->stream));
+        return eva_cu_linear(m->gemm, a, z, bw->fc2_w, bw->fc2_b, BN, D, Fp, Fp, D, m->stream);
     }
-    EVA_TRY(eva_cu_linear(m->gemm, h, in, bw->fc1_w, bw->fc1_b, BN, F, D, D, F, m->stream));
-    EVA_TRY(eva_cu_gelu(h, (int64_t)BN * F, m->act, m->stream));
+    EVA_TRY(eva_cu_linear(m->gemm, h, in, bw->fc1_w, bw->fc1_b, BN, Fp, D, D, Fp, m->stream));
+    EVA_TRY(eva_cu_gelu(h, (int64_t)BN * Fp, m->act, m->stream));
     if (v->subln)
-        EVA_TRY(eva_cu_norm(NULL, h, h, NULL, bw->mnw, bw->mnb, BN, F, F, v->norm_eps, 0, EVA_CU_NORM_PLAIN, m->act,
+        EVA_TRY(eva_cu_norm(NULL, h, h, NULL, bw->mnw, bw->mnb, BN, F, Fp, v->norm_eps, 0, EVA_CU_NORM_PLAIN, m->act,
                             m->stream));
-    return eva_cu_linear(m->gemm, a, h, bw->fc2_w, bw->fc2_b, BN, D, F, F, D, m->stream);
+    return eva_cu_linear(m->gemm, a, h, bw->fc2_w, bw->fc2_b, BN, D, Fp, Fp, D, m->stream);
 }
 
 /* The device part of one image batch (pixels already in lo->px); leaves features in lo->featf. */
@@ -718,43 +758,52 @@ static eva_status image_forward(eva_cuda_model *m, const image_plan *lo, int B, 
     return EVA_OK;
 }
 
-/* Runs `fwd` for one chunk, through a replayed CUDA graph when no tap is active and the forward
- * is not timed (a graph would hide the boundary events). */
+/* Runs `fwd` for one chunk. Without taps or timing, and unless graphs are off: replays the CUDA
+ * graph kept for this tower and batch size; the first chunk of a new batch size runs eagerly (that
+ * pass creates the GEMM plans, times their algorithms, allocates lazily and loads the modules, none
+ * of which may happen inside a capture) and is then captured, without running, for the next time.
+ * Up to EVA_GRAPH_SLOTS batch sizes per tower are kept (typically the device batch and a tail). */
 typedef eva_status (*fwd_fn)(eva_cuda_model *, const void *, int, const eva_tap *);
 
-static eva_status run_chunk(eva_cuda_model *m, int tower, fwd_fn fwd, const void *lo, int B, const eva_tap *tap) {
-    if (!m->use_graphs || taps_on(tap) || m->timing) return fwd(m, lo, B, tap);
-    if (m->graph[tower] && m->graph_batch[tower] == B) {
-        EVA_CU_TRY("graph replay", cudaGraphLaunch(m->graph[tower], m->stream));
-        return EVA_OK;
-    }
-    if (m->graph[tower]) {
-        cudaGraphExecDestroy(m->graph[tower]);
-        m->graph[tower] = NULL;
-    }
+static eva_status capture_chunk(eva_cuda_model *m, int tower, fwd_fn fwd, const void *lo, int B) {
+    int slot = 0; /* a free slot, else the oldest one */
+    for (int i = 0; i < EVA_GRAPH_SLOTS; i++)
+        if (!m->graph[tower][i]) {
+            slot = i;
+            break;
+        } else if (m->graph_age[tower][i] < m->graph_age[tower][slot]) {
+            slot = i;
+        }
+    if (m->graph[tower][slot]) cudaGraphExecDestroy(m->graph[tower][slot]);
+    m->graph[tower][slot] = NULL;
     cudaGraph_t g = NULL;
     EVA_CU_TRY("graph capture", cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal));
     eva_status st = fwd(m, lo, B, NULL);
     cudaError_t e = cudaStreamEndCapture(m->stream, &g);
-    if (st != EVA_OK || e != cudaSuccess) {
-        if (g) cudaGraphDestroy(g);
-        (void)cudaGetLastError();
-        if (st != EVA_OK) return st;
-        /* capture not possible here: run eagerly from now on */
-        m->use_graphs = 0;
-        return fwd(m, lo, B, NULL);
-    }
-    e = cudaGraphInstantiate(&m->graph[tower], g, 0);
-    cudaGraphDestroy(g);
-    if (e != cudaSuccess) {
-        m->graph[tower] = NULL;
+    if (st == EVA_OK && e == cudaSuccess) e = cudaGraphInstantiate(&m->graph[tower][slot], g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (st != EVA_OK || e != cudaSuccess) { /* capture not possible here: eager from now on */
+        m->graph[tower][slot] = NULL;
         (void)cudaGetLastError();
         m->use_graphs = 0;
-        return fwd(m, lo, B, NULL);
+        return st; /* the eager pass before has produced this chunk's results */
     }
-    m->graph_batch[tower] = B;
-    EVA_CU_TRY("graph launch", cudaGraphLaunch(m->graph[tower], m->stream));
+    m->graph_batch[tower][slot] = B;
+    m->graph_age[tower][slot] = ++m->graph_clock;
     return EVA_OK;
+}
+
+static eva_status run_chunk(eva_cuda_model *m, int tower, fwd_fn fwd, const void *lo, int B, const eva_tap *tap) {
+    if (!m->use_graphs || taps_on(tap) || m->timing) return fwd(m, lo, B, tap);
+    for (int i = 0; i < EVA_GRAPH_SLOTS; i++)
+        if (m->graph[tower][i] && m->graph_batch[tower][i] == B) {
+            m->graph_age[tower][i] = ++m->graph_clock;
+            EVA_CU_TRY("graph replay", cudaGraphLaunch(m->graph[tower][i], m->stream));
+            return EVA_OK;
+        }
+    EVA_TRY(fwd(m, lo, B, NULL)); /* eager pass: this chunk's results */
+    EVA_CU_TRY("graph capture", cudaStreamSynchronize(m->stream));
+    return capture_chunk(m, tower, fwd, lo, B);
 }
 
 static eva_status image_fwd_cb(eva_cuda_model *m, const void *lo, int B, const eva_tap *tap) {

@@ -45,16 +45,57 @@ extern "C" eva_status eva_cu_gelu(void *y, int64_t n, eva_cu_dtype t, void *stre
     return EVA_OK;
 }
 
-/* ---- SwiGLU + sub-LayerNorm: one block per row ---------------------------------------------- */
+/* ---- SwiGLU + sub-LayerNorm: one block per row ----------------------------------------------
+ * Rows up to SWIGLU_PT * blockDim.x wide keep their values in registers, so z is written once
+ * (the statistics are of the 16-bit-rounded values, as the unfused ops would see them); wider
+ * rows store z and re-read it for the statistics. Padding columns [F, Fp) of z are set to 0. */
+#define SWIGLU_PT 8
+
+template <typename T> __device__ __forceinline__ float round_as(float v) {
+    T tmp;
+    eva::st(&tmp, 0, v);
+    return eva::ld(&tmp, 0);
+}
+
 template <typename T>
-__global__ void swiglu_ln_kernel(T *z, const T *h, const float *w, const float *b, int F, double eps) {
+__global__ void swiglu_ln_kernel(T *z, const T *h, const float *w, const float *b, int F, int Fp, double eps) {
     __shared__ double sh[32];
     const long long row = blockIdx.x;
-    const T *hr = h + row * 2LL * F;
-    T *zr = z + row * (long long)F;
+    const T *hr = h + row * 2LL * Fp;
+    T *zr = z + row * (long long)Fp;
+    for (int c = F + threadIdx.x; c < Fp; c += blockDim.x) eva::st(zr, c, 0.0f);
     double s = 0.0;
+    if (F <= SWIGLU_PT * (int)blockDim.x) { /* block-uniform */
+        float v[SWIGLU_PT];
+#pragma unroll
+        for (int i = 0; i < SWIGLU_PT; i++) {
+            const int c = threadIdx.x + i * blockDim.x;
+            v[i] = c < F ? round_as<T>(silu_mul<T>(eva::ld(hr, c), eva::ld(hr, Fp + c))) : 0.0f;
+            s += (double)v[i];
+        }
+        if (!w) {
+#pragma unroll
+            for (int i = 0; i < SWIGLU_PT; i++) {
+                const int c = threadIdx.x + i * blockDim.x;
+                if (c < F) eva::st(zr, c, v[i]);
+            }
+            return;
+        }
+        const double mean = eva::block_sum(s, sh) / F;
+        double q = 0.0;
+#pragma unroll
+        for (int i = 0; i < SWIGLU_PT; i++)
+            if (threadIdx.x + i * blockDim.x < F) q += ((double)v[i] - mean) * ((double)v[i] - mean);
+        const double rstd = 1.0 / sqrt(eva::block_sum(q, sh) / F + eps);
+#pragma unroll
+        for (int i = 0; i < SWIGLU_PT; i++) {
+            const int c = threadIdx.x + i * blockDim.x;
+            if (c < F) eva::st(zr, c, (float)(((double)v[i] - mean) * rstd * (double)w[c] + (b ? (double)b[c] : 0.0)));
+        }
+        return;
+    }
     for (int c = threadIdx.x; c < F; c += blockDim.x) {
-        eva::st(zr, c, silu_mul<T>(eva::ld(hr, c), eva::ld(hr, F + c)));
+        eva::st(zr, c, silu_mul<T>(eva::ld(hr, c), eva::ld(hr, Fp + c)));
         s += (double)eva::ld(zr, c); /* statistics of the stored (rounded) value */
     }
     if (!w) return;
@@ -71,18 +112,22 @@ __global__ void swiglu_ln_kernel(T *z, const T *h, const float *w, const float *
     }
 }
 template <typename T>
-static void launch_swiglu(void *z, const void *h, const float *w, const float *b, int M, int F, double eps,
+static void launch_swiglu(void *z, const void *h, const float *w, const float *b, int M, int F, int Fp, double eps,
                           cudaStream_t s) {
     int threads = F >= 1024 ? 512 : F >= 256 ? 256 : 128;
-    swiglu_ln_kernel<T><<<(unsigned)M, threads, 0, s>>>((T *)z, (const T *)h, w, b, F, eps);
+    swiglu_ln_kernel<T><<<(unsigned)M, threads, 0, s>>>((T *)z, (const T *)h, w, b, F, Fp, eps);
+}
+extern "C" eva_status eva_cu_swiglu_ln_padded(void *z, const void *h, const float *ln_w, const float *ln_b, int M,
+                                              int F, int Fp, double eps, eva_cu_dtype t, void *stream) {
+    if (M <= 0) return EVA_OK;
+    if (F <= 0 || Fp < F) return eva_fail(EVA_ERR_INVALID_ARG, "swiglu: F %d, padded width %d", F, Fp);
+    EVA_CU_DISPATCH(t, launch_swiglu, z, h, ln_w, ln_b, M, F, Fp, eps, (cudaStream_t)stream);
+    EVA_CU_LAUNCHED_ON("swiglu_ln", stream);
+    return EVA_OK;
 }
 extern "C" eva_status eva_cu_swiglu_ln(void *z, const void *h, const float *ln_w, const float *ln_b, int M, int F,
                                        double eps, eva_cu_dtype t, void *stream) {
-    if (M <= 0) return EVA_OK;
-    if (F <= 0) return eva_fail(EVA_ERR_INVALID_ARG, "swiglu: F %d", F);
-    EVA_CU_DISPATCH(t, launch_swiglu, z, h, ln_w, ln_b, M, F, eps, (cudaStream_t)stream);
-    EVA_CU_LAUNCHED_ON("swiglu_ln", stream);
-    return EVA_OK;
+    return eva_cu_swiglu_ln_padded(z, h, ln_w, ln_b, M, F, F, eps, t, stream);
 }
 
 /* ---- RoPE on q and k: one thread per (token, pair) rotates the pair in q and in k ----------- */

@@ -49,8 +49,8 @@ typedef enum { EVA_CU_EPI_NONE = 0, EVA_CU_EPI_BIAS = 1 } eva_cu_epilogue;
 eva_status eva_cu_gemm_create(eva_cu_gemm_ctx **out, eva_precision p, size_t workspace_bytes);
 void eva_cu_gemm_free(eva_cu_gemm_ctx *g);
 /* out[M,C] (row stride ldo) = x[M,K] (row stride ldx) . w[C,K]^T + bias[C] (bias NULL: none).
- * x, w, bias, out in the context's activation dtype. The algorithm is chosen by
- * cublasLtMatmulAlgoGetHeuristic once per shape and cached. */
+ * x, w, bias, out in the context's activation dtype. The plan (path and algorithm) is chosen
+ * once per shape and cached: the fastest of the heuristic's top algorithms, timed on first use. */
 eva_status eva_cu_linear(eva_cu_gemm_ctx *g, void *out, const void *x, const void *w, const void *bias, int M, int C,
                          int K, int ldx, int ldo, void *stream);
 /* out[M,E] = x[M,W] (row stride ldx) . Pm[W,E] (a projection stored [in, out], as text_projection). */
@@ -58,6 +58,29 @@ eva_status eva_cu_matmul_proj(eva_cu_gemm_ctx *g, void *out, const void *x, cons
                               int ldx, void *stream);
 /* Number of cached GEMM plans (for tests). */
 int eva_cu_gemm_cached_plans(const eva_cu_gemm_ctx *g);
+/* How a product ran (gemm.cu explains each): cuBLASLt with the bias epilogue, cuBLASLt after a
+ * bias broadcast (beta = 1; when the heuristic has no epilogue plan, e.g. a dimension of 1),
+ * cublasGemmEx the same way (when cuBLASLt has no plan at all), or fp32 split-K folded in double
+ * (fp32 only, K >= EVA_CU_SPLITK_MIN_K). */
+typedef enum {
+    EVA_CU_GEMM_AUTO = 0,
+    EVA_CU_GEMM_LT = 1,
+    EVA_CU_GEMM_LT_BETA = 2,
+    EVA_CU_GEMM_GEMMEX = 3,
+    EVA_CU_GEMM_SPLITK = 4
+} eva_cu_gemm_path;
+#define EVA_CU_SPLITK_MIN_K 4096 /* fp32 products with K at least this are split ... */
+#define EVA_CU_SPLITK_KC 512     /* ... into float sums of this many products, folded in double */
+/* Tests: take `path` for every product from now on (before the first product of the context; AUTO:
+ * the automatic choice; LT, LT_BETA or GEMMEX also turn split-K off). */
+void eva_cu_gemm_force(eva_cu_gemm_ctx *g, eva_cu_gemm_path path);
+/* The path the last product took, and its name ("cublasLt (bias epilogue)", ...). */
+eva_cu_gemm_path eva_cu_gemm_last_path(const eva_cu_gemm_ctx *g);
+const char *eva_cu_gemm_path_name(eva_cu_gemm_path p);
+/* EVA_CU_SPLITK_KC when a product with this K is split (fp32 context, EVA_CUDA_SPLITK not 0), else 0. */
+int eva_cu_gemm_splitk_chunk(const eva_cu_gemm_ctx *g, int K);
+/* Device bytes a context of precision p may allocate beyond its workspace (the split-K scratch). */
+size_t eva_cu_gemm_extra_bytes(eva_precision p);
 
 /* ---- normalisation (norm.cu) ----------------------------------------------------------------
  * One fused kernel, one thread block per row, two-pass statistics in double:
@@ -77,6 +100,11 @@ eva_status eva_cu_gelu(void *y, int64_t n, eva_cu_dtype t, void *stream);
  * then, when ln_w != NULL, z = LayerNorm(z; ln_w, ln_b, eps) over F (the EVA-02 sub-LN), fused. */
 eva_status eva_cu_swiglu_ln(void *z, const void *h, const float *ln_w, const float *ln_b, int M, int F, double eps,
                             eva_cu_dtype t, void *stream);
+/* The same with the MLP width padded to Fp >= F (zero weights beyond F): h [M, 2Fp] with the gate
+ * at [0, F) and the linear branch at [Fp, Fp+F); z [M, Fp] with columns [F, Fp) set to 0; the
+ * norm's statistics are over the real F columns. */
+eva_status eva_cu_swiglu_ln_padded(void *z, const void *h, const float *ln_w, const float *ln_b, int M, int F, int Fp,
+                                   double eps, eva_cu_dtype t, void *stream);
 /* RoPE on q and k in one pass (interleaved pairs; token 0 = CLS untouched; docs/model.md §4.5):
  * q at qk[b,n, 0:H*d], k at qk[b,n, koff:koff+H*d] (row stride ld), in place, act;
  * cos_t, sin_t: fp32 [N-1, d] (eva_ref_rope_table). */

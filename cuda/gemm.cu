@@ -1,22 +1,35 @@
 /* gemm.cu: every matrix product of the CUDA twin, and the only cuBLAS/cuBLASLt caller.
  *
  * Row-major out[M,C] = x[M,K] . w[C,K]^T (+ bias) is computed as the column-major product
- * out^T[C,M] = op(w) . x^T with cublasLtMatmul: A = w (K x C col-major, transposed), B = x (K x M,
- * ld = ldx), D = out (C x M, ld = ldo). The bias rides the CUBLASLT_EPILOGUE_BIAS epilogue (one
- * value per row of D, i.e. per output feature). GELU is NOT taken from the epilogue: cuBLASLt's
- * GELU epilogues are the tanh approximation, while every EVA tower uses exact erf GELU; it runs
- * as a separate exact kernel (elementwise.cu) instead.
+ * out^T[C,M] = op(w) . x^T: A = w (K x C col-major, transposed), B = x (K x M, ld = ldx),
+ * D = out (C x M, ld = ldo). GELU is NOT taken from an epilogue: cuBLASLt's GELU epilogues are the
+ * tanh approximation, while every EVA tower uses exact erf GELU (elementwise.cu).
+ *
+ * Plans, one per (shape, strides, bias, pointer alignment), created on first use and cached:
+ *  1. cublasLtMatmul with the bias in the CUBLASLT_EPILOGUE_BIAS epilogue; the heuristic's top
+ *     EVA_GEMM_CANDIDATES algorithms are timed once (CUDA events on the caller's stream, when it is
+ *     not being captured and the product is big enough to matter) and the fastest is kept;
+ *  2. when the heuristic returns no algorithm or an error for that (a dimension of 1 does, for
+ *     the bias epilogue), cublasLtMatmul without epilogue: the bias is first broadcast into out
+ *     and the product accumulated onto it (beta = 1, so it is still rounded once);
+ *  3. when cuBLASLt has nothing either, cublasGemmEx (cuBLAS) the same way.
+ * In-place split-K reduction schemes are excluded from the heuristic so a plan's results are
+ * run-to-run identical (the timed choice can differ between processes).
  *
  * Compute types: fp32 -> CUBLAS_COMPUTE_32F (TF32 off, must match the reference), tf32 ->
- * CUBLAS_COMPUTE_32F_FAST_TF32, bf16/fp16 -> 16-bit A/B/D with CUBLAS_COMPUTE_32F accumulation
- * and fp32 scale. One plan per (shape, strides, bias, pointer alignment): descriptors plus the
- * best algorithm from cublasLtMatmulAlgoGetHeuristic, created on first use and cached; in-place
- * split-K reduction schemes are excluded from the heuristic so results are run-to-run identical.
+ * CUBLAS_COMPUTE_32F_FAST_TF32, bf16/fp16 -> 16-bit A/B/D with CUBLAS_COMPUTE_32F accumulation.
+ * fp32 with a long reduction (K >= EVA_CU_SPLITK_MIN_K, e.g. the MLP output GEMMs of bigE,
+ * K = 15360, and 18B, K = 25600): split K into chunks of EVA_CU_SPLITK_KC products, each chunk's
+ * float sum from one strided-batched cuBLASLt call into a scratch buffer, and the chunks folded in
+ * double, plus the bias, rounded to float once (the reference folds float chains into double the
+ * same way, ref_gemm.h). Rows are processed in blocks that fit the scratch. EVA_CUDA_SPLITK=0 in
+ * the environment turns this off.
  *
  * Also here: eva_cuda_gemm_ceiling (eva_cuda.h), the card's measured n^3 rate through this same
  * path, for the fractions of `evabench profile --impl cuda`.
  */
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,9 +37,16 @@
 #include "eva_cuda.h"
 
 #define EVA_GEMM_MAX_PLANS 256
+#define EVA_GEMM_CANDIDATES 6
+#define EVA_GEMM_TUNE_MIN_FLOP (1LL << 24) /* M*C*K below this: the heuristic's first choice */
+#define SPLITK_SCRATCH_BYTES ((size_t)128 << 20)
+
+typedef enum { PLAN_LT = 0, PLAN_GEMMEX = 1 } plan_kind;
 
 typedef struct {
-    int M, C, K, ldx, ldo, transA, bias, align;
+    int M, C, K, ldx, ldw, ldo, transA, bias, align, batch; /* batch > 1: strided chunks of K (split-K) */
+    plan_kind kind;
+    int epi_bias; /* the bias rides the epilogue; else it is broadcast first and beta = 1 */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
@@ -34,11 +54,16 @@ typedef struct {
 
 struct eva_cu_gemm_ctx {
     cublasLtHandle_t lt;
+    cublasHandle_t blas; /* the cublasGemmEx fallback */
     eva_precision prec;
     cudaDataType_t dtype;
     cublasComputeType_t compute;
     void *workspace;
     size_t workspace_bytes;
+    float *splitk; /* fp32 chunk sums, SPLITK_SCRATCH_BYTES, allocated on first use */
+    int force;     /* eva_cu_gemm_force */
+    int splitk_on;
+    eva_cu_gemm_path last;
     gemm_plan plans[EVA_GEMM_MAX_PLANS];
     int nplans;
 };
@@ -50,20 +75,28 @@ extern "C" eva_status eva_cu_gemm_create(eva_cu_gemm_ctx **out, eva_precision p,
     g->prec = p;
     g->dtype = p == EVA_PREC_BF16 ? CUDA_R_16BF : p == EVA_PREC_FP16 ? CUDA_R_16F : CUDA_R_32F;
     g->compute = p == EVA_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const char *e = getenv("EVA_CUDA_SPLITK");
+    g->splitk_on = p == EVA_PREC_FP32 && !(e && e[0] == '0');
     cublasStatus_t cs = cublasLtCreate(&g->lt);
     if (cs != CUBLAS_STATUS_SUCCESS) {
         free(g);
         return eva_fail(EVA_ERR_CUBLAS, "gemm: cublasLtCreate: %s", cublasLtGetStatusString(cs));
     }
+    cs = cublasCreate(&g->blas);
+    if (cs != CUBLAS_STATUS_SUCCESS) {
+        cublasLtDestroy(g->lt);
+        free(g);
+        return eva_fail(EVA_ERR_CUBLAS, "gemm: cublasCreate: %s", cublasGetStatusString(cs));
+    }
     g->workspace_bytes = workspace_bytes;
     if (workspace_bytes) {
-        cudaError_t e = cudaMalloc(&g->workspace, workspace_bytes);
-        if (e != cudaSuccess) {
+        cudaError_t ce = cudaMalloc(&g->workspace, workspace_bytes);
+        if (ce != cudaSuccess) {
             (void)cudaGetLastError();
-            cublasLtDestroy(g->lt);
-            free(g);
+            g->workspace = NULL;
+            eva_cu_gemm_free(g);
             return eva_fail(EVA_ERR_NOMEM, "gemm: cudaMalloc of the %zu-byte cuBLASLt workspace: %s",
-                            workspace_bytes, cudaGetErrorString(e));
+                            workspace_bytes, cudaGetErrorString(ce));
         }
     }
     *out = g;
@@ -82,11 +115,31 @@ extern "C" void eva_cu_gemm_free(eva_cu_gemm_ctx *g) {
     if (!g) return;
     for (int i = 0; i < g->nplans; i++) plan_destroy(&g->plans[i]);
     if (g->workspace) cudaFree(g->workspace);
+    if (g->splitk) cudaFree(g->splitk);
+    if (g->blas) cublasDestroy(g->blas);
     if (g->lt) cublasLtDestroy(g->lt);
     free(g);
 }
 
 extern "C" int eva_cu_gemm_cached_plans(const eva_cu_gemm_ctx *g) { return g ? g->nplans : 0; }
+extern "C" void eva_cu_gemm_force(eva_cu_gemm_ctx *g, eva_cu_gemm_path path) {
+    if (g) g->force = (int)path;
+}
+extern "C" eva_cu_gemm_path eva_cu_gemm_last_path(const eva_cu_gemm_ctx *g) { return g ? g->last : EVA_CU_GEMM_AUTO; }
+extern "C" const char *eva_cu_gemm_path_name(eva_cu_gemm_path p) {
+    switch (p) {
+    case EVA_CU_GEMM_AUTO: return "automatic";
+    case EVA_CU_GEMM_LT: return "cublasLt (bias epilogue)";
+    case EVA_CU_GEMM_LT_BETA: return "cublasLt + broadcast bias";
+    case EVA_CU_GEMM_GEMMEX: return "cublasGemmEx + broadcast bias";
+    case EVA_CU_GEMM_SPLITK: return "fp32 split-K, double fold";
+    }
+    return "?";
+}
+extern "C" int eva_cu_gemm_splitk_chunk(const eva_cu_gemm_ctx *g, int K) {
+    return g && g->splitk_on && K >= EVA_CU_SPLITK_MIN_K ? EVA_CU_SPLITK_KC : 0;
+}
+extern "C" size_t eva_cu_gemm_extra_bytes(eva_precision p) { return p == EVA_PREC_FP32 ? SPLITK_SCRATCH_BYTES : 0; }
 
 static int ptr_align(const void *p) {
     uintptr_t v = (uintptr_t)p;
@@ -95,79 +148,266 @@ static int ptr_align(const void *p) {
     return a;
 }
 
-#define LT_TRY(what, call)                                                                                \
-    do {                                                                                                  \
-        cublasStatus_t lt_st_ = (call);                                                                   \
-        if (lt_st_ != CUBLAS_STATUS_SUCCESS) {                                                            \
-            plan_destroy(p);                                                                              \
-            return eva_fail(EVA_ERR_CUBLAS, "gemm %dx%dx%d: %s: %s", M, C, K, what,                       \
-                            cublasLtGetStatusString(lt_st_));                                             \
-        }                                                                                                 \
-    } while (0)
+/* ---- plan creation ---------------------------------------------------------------------------- */
 
-/* Finds or builds the plan; transA = 0: A = w [C,K] row-major (op T); transA = 1: A = P [K,C]
- * row-major (op N, the text projection). */
-static eva_status get_plan(eva_cu_gemm_ctx *g, gemm_plan **out, int M, int C, int K, int ldx, int ldo, int transA,
-                           int bias, int align) {
+/* Descriptors of p (epilogue: bias or none) and up to `want` heuristic algorithms. */
+static cublasStatus_t lt_describe(eva_cu_gemm_ctx *g, gemm_plan *p, int epi_bias, int want,
+                                  cublasLtMatmulHeuristicResult_t *res, int *found) {
+    *found = 0;
+    cublasStatus_t s = cublasLtMatmulDescCreate(&p->op, g->compute, CUDA_R_32F);
+    cublasOperation_t ta = p->transA ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = epi_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+#define LT_STEP(call)                                                                                     \
+    if (s == CUBLAS_STATUS_SUCCESS) s = (call)
+    LT_STEP(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT_STEP(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    LT_STEP(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    if (p->transA) /* P [K,C] row-major = P^T col-major C x K */
+        LT_STEP(cublasLtMatrixLayoutCreate(&p->a, g->dtype, p->C, p->K, p->ldw));
+    else /* w [C,K] row-major = col-major K x C, op T */
+        LT_STEP(cublasLtMatrixLayoutCreate(&p->a, g->dtype, p->K, p->C, p->ldw));
+    LT_STEP(cublasLtMatrixLayoutCreate(&p->b, g->dtype, p->K, p->M, p->ldx));
+    LT_STEP(cublasLtMatrixLayoutCreate(&p->d, g->dtype, p->C, p->M, p->ldo));
+    if (p->batch > 1) { /* split-K chunks: A and B step along K, D along its own slots */
+        const int32_t n = p->batch;
+        const int64_t sk = p->K, sd = (int64_t)p->ldo * p->M;
+        LT_STEP(cublasLtMatrixLayoutSetAttribute(p->a, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &n, sizeof n));
+        LT_STEP(cublasLtMatrixLayoutSetAttribute(p->a, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sk, sizeof sk));
+        LT_STEP(cublasLtMatrixLayoutSetAttribute(p->b, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &n, sizeof n));
+        LT_STEP(cublasLtMatrixLayoutSetAttribute(p->b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sk, sizeof sk));
+        LT_STEP(cublasLtMatrixLayoutSetAttribute(p->d, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &n, sizeof n));
+        LT_STEP(cublasLtMatrixLayoutSetAttribute(p->d, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sd, sizeof sd));
+    }
+    cublasLtMatmulPreference_t pref = NULL;
+    LT_STEP(cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = g->workspace_bytes;
+    const uint32_t al = (uint32_t)p->align;
+    const uint32_t red = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al));
+    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al));
+    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al));
+    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
+    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red));
+    LT_STEP(cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->a, p->b, p->d, p->d, pref, want, res, found));
+#undef LT_STEP
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    return s;
+}
+
+static cublasStatus_t lt_exec(eva_cu_gemm_ctx *g, const gemm_plan *p, const cublasLtMatmulAlgo_t *algo, void *out,
+                              const void *x, const void *w, float beta, cudaStream_t stream) {
+    const float one = 1.0f;
+    return cublasLtMatmul(g->lt, p->op, &one, w, p->a, x, p->b, &beta, out, p->d, out, p->d, algo, g->workspace,
+                          g->workspace_bytes, stream);
+}
+
+/* Times the candidates on `stream` (one warm-up and two timed runs each; out is scratch here) and
+ * returns the index of the fastest that ran; 0 when nothing could be timed. */
+static int pick_fastest(eva_cu_gemm_ctx *g, gemm_plan *p, const cublasLtMatmulHeuristicResult_t *res, int found,
+                        void *out, const void *x, const void *w, cudaStream_t stream) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (found < 2 || (long long)p->M * p->C * p->K < EVA_GEMM_TUNE_MIN_FLOP) return 0;
+    if (cudaStreamIsCapturing(stream, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (e0) cudaEventDestroy(e0);
+        return 0;
+    }
+    int best = 0;
+    float best_ms = -1.0f;
+    for (int i = 0; i < found; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        if (lt_exec(g, p, &res[i].algo, out, x, w, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
+        cudaEventRecord(e0, stream);
+        cublasStatus_t s1 = lt_exec(g, p, &res[i].algo, out, x, w, 0.0f, stream);
+        cublasStatus_t s2 = lt_exec(g, p, &res[i].algo, out, x, w, 0.0f, stream);
+        cudaEventRecord(e1, stream);
+        float ms = 0.0f;
+        if (s1 != CUBLAS_STATUS_SUCCESS || s2 != CUBLAS_STATUS_SUCCESS || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+            continue;
+        if (best_ms < 0.0f || ms < best_ms) best_ms = ms, best = i;
+    }
+    (void)cudaGetLastError();
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return best;
+}
+
+/* Builds p (key fields set) as a cuBLASLt plan with the bias epilogue, a cuBLASLt plan without
+ * one, or a cublasGemmEx plan, the first that works (see the top of the file). */
+static void build_plan(eva_cu_gemm_ctx *g, gemm_plan *p, void *out, const void *x, const void *w,
+                       cudaStream_t stream) {
+    cublasLtMatmulHeuristicResult_t res[EVA_GEMM_CANDIDATES];
+    const gemm_plan key = *p;
+    for (int epi = p->bias ? 1 : 0; epi >= 0; epi--) {
+        if (g->force == EVA_CU_GEMM_GEMMEX || (g->force == EVA_CU_GEMM_LT_BETA && epi)) continue;
+        int found = 0;
+        memset(res, 0, sizeof res);
+        if (lt_describe(g, p, epi, EVA_GEMM_CANDIDATES, res, &found) == CUBLAS_STATUS_SUCCESS && found > 0) {
+            p->kind = PLAN_LT;
+            p->epi_bias = epi;
+            p->algo = res[pick_fastest(g, p, res, found, out, x, w, stream)].algo;
+            return;
+        }
+        plan_destroy(p);
+        *p = key;
+    }
+    (void)cudaGetLastError();
+    p->kind = PLAN_GEMMEX;
+    p->epi_bias = 0;
+}
+
+static gemm_plan *get_plan(eva_cu_gemm_ctx *g, const gemm_plan *key, void *out, const void *x, const void *w,
+                           cudaStream_t stream) {
     for (int i = 0; i < g->nplans; i++) {
         gemm_plan *q = &g->plans[i];
-        if (q->M == M && q->C == C && q->K == K && q->ldx == ldx && q->ldo == ldo && q->transA == transA &&
-            q->bias == bias && q->align == align) {
-            *out = q;
-            return EVA_OK;
-        }
+        if (q->M == key->M && q->C == key->C && q->K == key->K && q->ldx == key->ldx && q->ldw == key->ldw &&
+            q->ldo == key->ldo && q->transA == key->transA && q->bias == key->bias && q->align == key->align &&
+            q->batch == key->batch)
+            return q;
     }
-    if (g->nplans == EVA_GEMM_MAX_PLANS) { /* an unusual workload: recycle the oldest plans */
+    if (g->nplans == EVA_GEMM_MAX_PLANS) { /* an unusual workload: recycle the plans */
         for (int i = 0; i < g->nplans; i++) plan_destroy(&g->plans[i]);
         g->nplans = 0;
     }
-    gemm_plan *p = &g->plans[g->nplans];
-    memset(p, 0, sizeof *p);
-    p->M = M, p->C = C, p->K = K, p->ldx = ldx, p->ldo = ldo, p->transA = transA, p->bias = bias, p->align = align;
-    LT_TRY("matmul descriptor", cublasLtMatmulDescCreate(&p->op, g->compute, CUDA_R_32F));
-    cublasOperation_t ta = transA ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    LT_TRY("transa", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    LT_TRY("transb", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    LT_TRY("epilogue", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-    if (transA)
-        LT_TRY("layout A", cublasLtMatrixLayoutCreate(&p->a, g->dtype, C, K, C)); /* P^T as col-major C x K */
-    else
-        LT_TRY("layout A", cublasLtMatrixLayoutCreate(&p->a, g->dtype, K, C, K)); /* w col-major K x C, op T */
-    LT_TRY("layout B", cublasLtMatrixLayoutCreate(&p->b, g->dtype, K, M, ldx));
-    LT_TRY("layout D", cublasLtMatrixLayoutCreate(&p->d, g->dtype, C, M, ldo));
+    gemm_plan *p = &g->plans[g->nplans++];
+    *p = *key;
+    build_plan(g, p, out, x, w, stream);
+    return p;
+}
 
-    cublasLtMatmulPreference_t pref = NULL;
-    LT_TRY("preference", cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = g->workspace_bytes;
-    uint32_t al = (uint32_t)align;
-    uint32_t red = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
-    cublasStatus_t s1 = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                                             sizeof ws);
-    if (s1 == CUBLAS_STATUS_SUCCESS)
-        s1 = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
-    if (s1 == CUBLAS_STATUS_SUCCESS)
-        s1 = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
-    if (s1 == CUBLAS_STATUS_SUCCESS)
-        s1 = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
-    if (s1 == CUBLAS_STATUS_SUCCESS)
-        s1 = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
-    if (s1 == CUBLAS_STATUS_SUCCESS)
-        s1 = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red);
-    cublasLtMatmulHeuristicResult_t res[1];
-    int found = 0;
-    if (s1 == CUBLAS_STATUS_SUCCESS)
-        s1 = cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    LT_TRY("heuristic", s1);
-    if (found < 1) {
-        plan_destroy(p);
-        return eva_fail(EVA_ERR_CUBLAS, "gemm %dx%dx%d (%s): cuBLASLt has no algorithm for this shape", M, C, K,
-                        g->dtype == CUDA_R_32F ? "fp32" : "16-bit");
+/* ---- execution -------------------------------------------------------------------------------- */
+
+/* out[r, c] = bias[c] for r < M, c < C (row stride ldo), same type (an exact copy). */
+template <typename T>
+__global__ void bias_rows_kernel(T *out, const T *bias, int M, int C, long long ldo) {
+    const long long n = (long long)M * C;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        out[(i / C) * ldo + i % C] = bias[i % C];
+}
+template <typename T>
+static void launch_bias_rows(void *out, const void *bias, int M, int C, int ldo, cudaStream_t s) {
+    bias_rows_kernel<T><<<eva::grid_for((long long)M * C, 256), 256, 0, s>>>((T *)out, (const T *)bias, M, C, ldo);
+}
+
+static eva_status exec_plan(eva_cu_gemm_ctx *g, const gemm_plan *p, void *out, const void *x, const void *w,
+                            const void *bias, cudaStream_t stream) {
+    float beta = 0.0f;
+    if (bias && p->epi_bias)
+        EVA_CUBLAS_TRY("gemm bias pointer", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                                           &bias, sizeof bias));
+    if (bias && !p->epi_bias) {
+        const eva_cu_dtype t = g->dtype == CUDA_R_16BF ? EVA_CU_BF16 : g->dtype == CUDA_R_16F ? EVA_CU_F16 : EVA_CU_F32;
+        EVA_CU_DISPATCH(t, launch_bias_rows, out, bias, p->M, p->C, p->ldo, stream);
+        EVA_CU_LAUNCHED_ON("gemm bias", stream);
+        beta = 1.0f;
     }
-    p->algo = res[0].algo;
-    g->nplans++;
-    *out = p;
+    if (p->kind == PLAN_LT) {
+        cublasStatus_t s = lt_exec(g, p, &p->algo, out, x, w, beta, stream);
+        if (s != CUBLAS_STATUS_SUCCESS)
+            return eva_fail(EVA_ERR_CUBLAS, "gemm %dx%dx%d: cublasLtMatmul: %s", p->M, p->C, p->K,
+                            cublasLtGetStatusString(s));
+    } else {
+        const float one = 1.0f;
+        cublasStatus_t s = cublasSetStream(g->blas, stream);
+        if (s == CUBLAS_STATUS_SUCCESS)
+            s = cublasGemmEx(g->blas, p->transA ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, p->C, p->M, p->K, &one, w,
+                             g->dtype, p->ldw, x, g->dtype, p->ldx, &beta, out, g->dtype, p->ldo, g->compute,
+                             CUBLAS_GEMM_DEFAULT);
+        if (s != CUBLAS_STATUS_SUCCESS)
+            return eva_fail(EVA_ERR_CUBLAS, "gemm %dx%dx%d: cublasGemmEx: %s", p->M, p->C, p->K,
+                            cublasGetStatusString(s));
+    }
+    EVA_CU_LAUNCHED_ON("gemm", stream);
+    return EVA_OK;
+}
+
+/* the alignment every pointer and row start of the product shares (bytes, >= element size) */
+static int product_align(const eva_cu_gemm_ctx *g, const void *out, const void *x, const void *w, const void *bias,
+                         int K, int C, int ldx, int ldw, int ldo, int transA) {
+    int align = ptr_align(out);
+    if (ptr_align(x) < align) align = ptr_align(x);
+    if (ptr_align(w) < align) align = ptr_align(w);
+    if (bias && ptr_align(bias) < align) align = ptr_align(bias);
+    const long long es = g->dtype == CUDA_R_32F ? 4 : 2;
+    while (align > es && ((ldx * es) % align || (ldo * es) % align || (ldw * es) % align || (K * es) % align ||
+                          (transA && (C * es) % align)))
+        align >>= 1;
+    return align;
+}
+
+static eva_status run_plain(eva_cu_gemm_ctx *g, void *out, const void *x, const void *w, const void *bias, int M,
+                            int C, int K, int ldx, int ldw, int ldo, int transA, cudaStream_t stream) {
+    gemm_plan key;
+    memset(&key, 0, sizeof key);
+    key.M = M, key.C = C, key.K = K, key.ldx = ldx, key.ldw = ldw, key.ldo = ldo, key.transA = transA;
+    key.bias = bias != NULL, key.batch = 1;
+    key.align = product_align(g, out, x, w, bias, K, C, ldx, ldw, ldo, transA);
+    const gemm_plan *p = get_plan(g, &key, out, x, w, stream);
+    g->last = p->kind == PLAN_GEMMEX ? EVA_CU_GEMM_GEMMEX : p->epi_bias || !bias ? EVA_CU_GEMM_LT : EVA_CU_GEMM_LT_BETA;
+    return exec_plan(g, p, out, x, w, bias, stream);
+}
+
+/* out[r, c] = (float)(sum_s part[s][r][c] (in double, s ascending) + bias[c]); part slots are
+ * [M, C] contiguous, `slots` of them. */
+__global__ void splitk_fold_kernel(float *out, const float *part, const float *bias, int M, int C, long long ldo,
+                                   int slots) {
+    const long long n = (long long)M * C, slot = n;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        double acc = 0.0;
+        for (int s = 0; s < slots; s++) acc += (double)part[s * slot + i];
+        const int c = (int)(i % C);
+        if (bias) acc += (double)bias[c];
+        out[(i / C) * ldo + c] = (float)acc;
+    }
+}
+
+/* fp32, long K: chunks of EVA_CU_SPLITK_KC products summed in float by cuBLASLt (one batched call
+ * per row block, plus one call for a remainder chunk), folded in double. */
+static eva_status run_splitk(eva_cu_gemm_ctx *g, float *out, const float *x, const float *w, const float *bias, int M,
+                             int C, int K, int ldx, int ldo, cudaStream_t stream) {
+    const int kc = EVA_CU_SPLITK_KC, full = K / kc, rem = K - full * kc, slots = full + (rem ? 1 : 0);
+    if (!g->splitk) {
+        cudaError_t e = cudaMalloc((void **)&g->splitk, SPLITK_SCRATCH_BYTES);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            g->splitk = NULL;
+            return eva_fail(EVA_ERR_NOMEM, "gemm split-K: cudaMalloc of %zu bytes: %s", SPLITK_SCRATCH_BYTES,
+                            cudaGetErrorString(e));
+        }
+    }
+    long long rows = (long long)(SPLITK_SCRATCH_BYTES / sizeof(float)) / ((long long)slots * C);
+    if (rows < 1) return eva_fail(EVA_ERR_UNSUPPORTED, "gemm split-K: %d x %d chunk sums exceed the scratch", slots, C);
+    const int mb = rows < M ? (int)rows : M;
+    for (int r0 = 0; r0 < M; r0 += mb) {
+        const int m = M - r0 < mb ? M - r0 : mb;
+        const float *xr = x + (long long)r0 * ldx;
+        gemm_plan key;
+        memset(&key, 0, sizeof key);
+        key.M = m, key.C = C, key.K = kc, key.ldx = ldx, key.ldw = K, key.ldo = C, key.batch = full;
+        key.align = product_align(g, g->splitk, xr, w, NULL, kc, C, ldx, K, C, 0);
+        const gemm_plan *p = get_plan(g, &key, g->splitk, xr, w, stream);
+        if (p->kind != PLAN_LT || full < 1) { /* no batched plan: one call per chunk */
+            for (int s = 0; s < full; s++)
+                EVA_TRY(run_plain(g, g->splitk + (long long)s * m * C, xr + (long long)s * kc, w + (long long)s * kc,
+                                  NULL, m, C, kc, ldx, K, C, 0, stream));
+        } else {
+            EVA_TRY(exec_plan(g, p, g->splitk, xr, w, NULL, stream));
+        }
+        if (rem)
+            EVA_TRY(run_plain(g, g->splitk + (long long)full * m * C, xr + (long long)full * kc,
+                              w + (long long)full * kc, NULL, m, C, rem, ldx, K, C, 0, stream));
+        splitk_fold_kernel<<<eva::grid_for((long long)m * C, 256), 256, 0, stream>>>(
+            out + (long long)r0 * ldo, g->splitk, bias, m, C, ldo, slots);
+        EVA_CU_LAUNCHED_ON("gemm split-K fold", stream);
+    }
+    g->last = EVA_CU_GEMM_SPLITK;
     return EVA_OK;
 }
 
@@ -175,28 +415,11 @@ static eva_status run(eva_cu_gemm_ctx *g, void *out, const void *x, const void *
                       int K, int ldx, int ldo, int transA, void *stream) {
     if (M <= 0 || C <= 0) return EVA_OK;
     if (K <= 0 || ldx < K || ldo < C) return eva_fail(EVA_ERR_INVALID_ARG, "gemm: bad shape %dx%dx%d", M, C, K);
-    int align = ptr_align(out);
-    int ax = ptr_align(x), aw = ptr_align(w);
-    if (ax < align) align = ax;
-    if (aw < align) align = aw;
-    if (bias && ptr_align(bias) < align) align = ptr_align(bias);
-    /* strides also decide the alignment of rows after the first */
-    const int es = g->dtype == CUDA_R_32F ? 4 : 2;
-    while (align > es && (((long long)ldx * es) % align || ((long long)ldo * es) % align || ((long long)K * es) % align ||
-                          (transA && ((long long)C * es) % align)))
-        align >>= 1;
-    gemm_plan *p = NULL;
-    EVA_TRY(get_plan(g, &p, M, C, K, ldx, ldo, transA, bias != NULL, align));
-    if (bias)
-        EVA_CUBLAS_TRY("gemm bias pointer", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                                           &bias, sizeof bias));
-    const float one = 1.0f, zero = 0.0f;
-    cublasStatus_t s = cublasLtMatmul(g->lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->d, out, p->d, &p->algo,
-                                      g->workspace, g->workspace_bytes, (cudaStream_t)stream);
-    if (s != CUBLAS_STATUS_SUCCESS)
-        return eva_fail(EVA_ERR_CUBLAS, "gemm %dx%dx%d: cublasLtMatmul: %s", M, C, K, cublasLtGetStatusString(s));
-    EVA_CU_LAUNCHED_ON("gemm", stream);
-    return EVA_OK;
+    cudaStream_t s = (cudaStream_t)stream;
+    if (!transA && eva_cu_gemm_splitk_chunk(g, K) && (g->force == EVA_CU_GEMM_AUTO || g->force == EVA_CU_GEMM_SPLITK))
+        return run_splitk(g, (float *)out, (const float *)x, (const float *)w, (const float *)bias, M, C, K, ldx, ldo,
+                          s);
+    return run_plain(g, out, x, w, bias, M, C, K, ldx, transA ? C : K, ldo, transA, s);
 }
 
 extern "C" eva_status eva_cu_linear(eva_cu_gemm_ctx *g, void *out, const void *x, const void *w, const void *bias,

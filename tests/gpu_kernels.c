@@ -16,6 +16,7 @@
 
 #include "eva_cuda.h"
 #include "eva_cuda_ops.h"
+#include "ref_gemm.h"
 #include "ref_ops.h"
 
 static uint64_t rng = 0x243F6A8885A308D3ULL;
@@ -68,7 +69,7 @@ static double tol_of(eva_cu_dtype t) { return t == EVA_CU_F32 ? 2e-6 : t == EVA_
 static const eva_cu_dtype all_types[3] = {EVA_CU_F32, EVA_CU_BF16, EVA_CU_F16};
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */
-static void check_linear(eva_precision p, int M, int C, int K, int bias) {
+static void check_linear_path(eva_precision p, int M, int C, int K, int bias, eva_cu_gemm_path path) {
     eva_cu_dtype t = eva_cu_act_dtype(p);
     float *x = randv((size_t)M * K, 1), *w = randv((size_t)C * K, 1.0f / sqrtf((float)K)), *b = randv(C, 1);
     round_to(x, (size_t)M * K, t), round_to(w, (size_t)C * K, t), round_to(b, C, t);
@@ -76,13 +77,16 @@ static void check_linear(eva_precision p, int M, int C, int K, int bias) {
     eva_ref_linear(want, x, w, bias ? b : NULL, M, C, K);
     eva_cu_gemm_ctx *g;
     ck_assert_int_eq(eva_cu_gemm_create(&g, p, 32u << 20), EVA_OK);
+    eva_cu_gemm_force(g, path);
     void *dx = dev(x, (size_t)M * K, t), *dw = dev(w, (size_t)C * K, t), *db = dev(b, C, t), *dout;
     ck_assert_int_eq(eva_cu_malloc(&dout, (size_t)M * C * eva_cu_dtype_size(t)), EVA_OK);
     ck_assert_msg(eva_cu_linear(g, dout, dx, dw, bias ? db : NULL, M, C, K, K, C, NULL) == EVA_OK, "%s",
                   eva_last_error());
     float *got = host(dout, (size_t)M * C, t);
     char what[96];
-    snprintf(what, sizeof what, "linear %s M%d C%d K%d bias %d", eva_precision_name(p), M, C, K, bias);
+    snprintf(what, sizeof what, "linear %s M%d C%d K%d bias %d via %s", eva_precision_name(p), M, C, K, bias,
+             eva_cu_gemm_path_name(eva_cu_gemm_last_path(g)));
+    if (path != EVA_CU_GEMM_AUTO) ck_assert_msg(eva_cu_gemm_last_path(g) == path, "%s: forced path not taken", what);
     double tol = p == EVA_PREC_FP32 ? 1e-5 : p == EVA_PREC_TF32 ? 3e-3 : tol_of(t) * 2;
     expect_close(what, got, want, (size_t)M * C, 1e-6, tol);
     eva_cu_free(dx), eva_cu_free(dw), eva_cu_free(db), eva_cu_free(dout);
@@ -90,11 +94,66 @@ static void check_linear(eva_precision p, int M, int C, int K, int bias) {
     free(x), free(w), free(b), free(want), free(got);
 }
 
+static void check_linear(eva_precision p, int M, int C, int K, int bias) {
+    check_linear_path(p, M, C, K, bias, EVA_CU_GEMM_AUTO);
+}
+
 START_TEST(test_linear) {
     static const int shapes[][3] = {{1, 1, 1}, {1, 7, 13}, {5, 100, 130}, {197, 264, 88}, {257, 130, 2730}, {77, 33, 29}};
     for (int p = 0; p < 4; p++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             for (int bias = 0; bias < 2; bias++) check_linear((eva_precision)p, shapes[i][0], shapes[i][1], shapes[i][2], bias);
+}
+END_TEST
+
+/* the fallbacks, forced: bias broadcast + cuBLASLt without epilogue, and cublasGemmEx */
+START_TEST(test_linear_fallbacks) {
+    static const int shapes[][3] = {{1, 1, 1}, {1, 7, 13}, {3, 1, 64}, {197, 264, 88}, {77, 33, 29}};
+    for (int p = 0; p < 4; p++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            check_linear_path((eva_precision)p, shapes[i][0], shapes[i][1], shapes[i][2], 1, EVA_CU_GEMM_LT_BETA);
+            check_linear_path((eva_precision)p, shapes[i][0], shapes[i][1], shapes[i][2], 1, EVA_CU_GEMM_GEMMEX);
+            check_linear_path((eva_precision)p, shapes[i][0], shapes[i][1], shapes[i][2], 0, EVA_CU_GEMM_GEMMEX);
+        }
+}
+END_TEST
+
+/* fp32 at bigE's and 18B's long reductions (K = 15360, 25600; and one with a remainder chunk): the
+ * default path is split-K folded in double; it must be within 2e-6 of the float64 product (relative
+ * to its rms; the float sums of 512 products alone are expected near 2e-7 rms), the CPU SGEMM
+ * (eva_gemm_nt) within 1e-6, and the two within 3e-6 of each other. */
+START_TEST(test_linear_splitk) {
+    static const int Ks[] = {15360, 25600, 4096 + 300};
+    const int M = 33, C = 70;
+    for (size_t i = 0; i < 3; i++) {
+        const int K = Ks[i];
+        float *x = randv((size_t)M * K, 1), *w = randv((size_t)C * K, 1.0f / sqrtf((float)K)), *b = randv(C, 1);
+        float *cpu = malloc(sizeof(float) * M * C), *exact = malloc(sizeof(float) * M * C);
+        for (int r = 0; r < M; r++)
+            for (int c = 0; c < C; c++) {
+                double acc = b[c];
+                for (int k = 0; k < K; k++) acc += (double)x[(size_t)r * K + k] * w[(size_t)c * K + k];
+                exact[r * C + c] = (float)acc;
+            }
+        eva_gemm_nt(cpu, x, w, b, M, C, K, K, K, C, 1);
+        eva_cu_gemm_ctx *g;
+        ck_assert_int_eq(eva_cu_gemm_create(&g, EVA_PREC_FP32, 32u << 20), EVA_OK);
+        ck_assert_int_eq(eva_cu_gemm_splitk_chunk(g, K), EVA_CU_SPLITK_KC);
+        void *dx = dev(x, (size_t)M * K, EVA_CU_F32), *dw = dev(w, (size_t)C * K, EVA_CU_F32), *db = dev(b, C, EVA_CU_F32);
+        void *dout;
+        ck_assert_int_eq(eva_cu_malloc(&dout, sizeof(float) * M * C), EVA_OK);
+        ck_assert_msg(eva_cu_linear(g, dout, dx, dw, db, M, C, K, K, C, NULL) == EVA_OK, "%s", eva_last_error());
+        ck_assert_int_eq(eva_cu_gemm_last_path(g), EVA_CU_GEMM_SPLITK);
+        float *got = host(dout, (size_t)M * C, EVA_CU_F32);
+        char what[64];
+        snprintf(what, sizeof what, "split-K fp32 K%d vs float64", K);
+        expect_close(what, got, exact, (size_t)M * C, 0, 2e-6);
+        expect_close("CPU SGEMM vs float64", cpu, exact, (size_t)M * C, 0, 1e-6);
+        snprintf(what, sizeof what, "split-K fp32 K%d vs CPU SGEMM", K);
+        expect_close(what, got, cpu, (size_t)M * C, 0, 3e-6);
+        eva_cu_free(dx), eva_cu_free(dw), eva_cu_free(db), eva_cu_free(dout), eva_cu_gemm_free(g);
+        free(x), free(w), free(b), free(cpu), free(exact), free(got);
+    }
 }
 END_TEST
 
@@ -199,6 +258,47 @@ START_TEST(test_gelu_swiglu) {
         eva_cu_free(dh), eva_cu_free(dz), eva_cu_free(dlw), eva_cu_free(dlb);
         free(h), free(lw), free(lb), free(g), free(a), free(z), free(gz);
     }
+}
+END_TEST
+
+/* SwiGLU + sub-LN with the width padded (h [M, 2Fp], z [M, Fp], zeros past F; statistics over F),
+ * with and without the norm, in the register-cached kernel (F <= 8 * threads) and the wide one. */
+static void check_swiglu_padded(eva_cu_dtype t, int M, int F, int Fp, int norm) {
+    const size_t nh = (size_t)M * 2 * Fp, nz = (size_t)M * Fp;
+    float *h = randv(nh, 4), *lw = randv(F, 1), *lb = randv(F, 1);
+    round_to(h, nh, t);
+    float *g = malloc(sizeof(float) * M * F), *a = malloc(sizeof(float) * M * F), *z = malloc(sizeof(float) * M * F);
+    for (int r = 0; r < M; r++)
+        for (int c = 0; c < F; c++) g[(size_t)r * F + c] = h[(size_t)r * 2 * Fp + c], a[(size_t)r * F + c] = h[(size_t)r * 2 * Fp + Fp + c];
+    eva_ref_swiglu(z, g, a, (int64_t)M * F);
+    round_to(z, (size_t)M * F, t);
+    if (norm) eva_ref_layernorm(z, z, lw, lb, M, F, 1e-6);
+    float *want = calloc(nz, sizeof(float));
+    for (int r = 0; r < M; r++) memcpy(want + (size_t)r * Fp, z + (size_t)r * F, sizeof(float) * F);
+    void *dh = dev(h, nh, t), *dz;
+    ck_assert_int_eq(eva_cu_malloc(&dz, nz * 4), EVA_OK);
+    float *junk = randv(nz, 100);
+    ck_assert_int_eq(eva_cu_upload(dz, junk, nz, t), EVA_OK); /* the padding must be overwritten with 0 */
+    float *dlw = dev(lw, F, EVA_CU_F32), *dlb = dev(lb, F, EVA_CU_F32);
+    ck_assert_int_eq(eva_cu_swiglu_ln_padded(dz, dh, norm ? dlw : NULL, dlb, M, F, Fp, 1e-6, t, NULL), EVA_OK);
+    float *gz = host(dz, nz, t);
+    for (int r = 0; r < M; r++)
+        for (int c = F; c < Fp; c++) ck_assert_msg(gz[(size_t)r * Fp + c] == 0.0f, "swiglu padding r%d c%d", r, c);
+    char what[80];
+    snprintf(what, sizeof what, "swiglu_ln_padded t%d M%d F%d Fp%d norm%d", t, M, F, Fp, norm);
+    expect_close(what, gz, want, nz, 1e-5, t == EVA_CU_F32 ? 1e-5 : 3 * tol_of(t));
+    eva_cu_free(dh), eva_cu_free(dz), eva_cu_free(dlw), eva_cu_free(dlb);
+    free(h), free(lw), free(lb), free(g), free(a), free(z), free(want), free(junk), free(gz);
+}
+
+START_TEST(test_swiglu_padded) {
+    for (int ti = 0; ti < 3; ti++)
+        for (int norm = 0; norm < 2; norm++) {
+            check_swiglu_padded(all_types[ti], 5, 2730, 2752, norm); /* L/14 */
+            check_swiglu_padded(all_types[ti], 3, 130, 192, norm);
+            check_swiglu_padded(all_types[ti], 2, 5000, 5056, norm); /* wider than 8 x 512: the re-reading kernel */
+            check_swiglu_padded(all_types[ti], 2, 2048, 2048, norm);
+        }
 }
 END_TEST
 
@@ -361,9 +461,12 @@ Suite *eva_test_suite(eva_test_options *opt) {
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_linear);
+    tcase_add_test(tc, test_linear_fallbacks);
+    tcase_add_test(tc, test_linear_splitk);
     tcase_add_test(tc, test_matmul_proj);
     tcase_add_test(tc, test_norms);
     tcase_add_test(tc, test_gelu_swiglu);
+    tcase_add_test(tc, test_swiglu_padded);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_patch_cls_embed);
     tcase_add_test(tc, test_embedding_gather);

@@ -1,7 +1,8 @@
 /* gpu_model.c: the whole CUDA twin (cuda/eva_cuda.h) against the plain-C reference on every tiny
  * model of golden/tiny (all five families), in every precision: features and every tap in fp32
  * (TF32 off) to rounding, tf32/bf16/fp16 by cosine; fp16 refused for the post-norm families;
- * determinism (two fp32 runs bitwise equal, and a replayed CUDA graph equal to the eager run);
+ * determinism (two fp32 runs bitwise equal, and a replayed CUDA graph equal to the eager run;
+ * a tail batch keeps its own graph);
  * batch splitting; the memory plan. The float64 goldens themselves are checked by
  * `evabench verify --impl cuda` in harness/gpu-check.sh.
  * Exits 77 (ctest: skipped) when no CUDA device is usable. Runs without fork.
@@ -198,7 +199,7 @@ START_TEST(test_determinism_graphs) {
     eva_tap tap = {cap_wants, cap_take, c};
     eva_cuda_model *cm;
     ck_assert_msg(eva_cuda_model_create(&cm, &m, EVA_PREC_FP32, 4) == EVA_OK, "%s", eva_last_error());
-    for (int i = 0; i < 3; i++) { /* 0: capture + launch, 1: replay, 2: replay */
+    for (int i = 0; i < 3; i++) { /* 0: eager pass, then capture; 1, 2: replay */
         ck_assert_msg(eva_cuda_encode_image(cm, f[i], px, B, NULL) == EVA_OK, "%s", eva_last_error());
         ck_assert_msg(eva_cuda_encode_text(cm, tf[i], ids, T, NULL) == EVA_OK, "%s", eva_last_error());
     }
@@ -228,6 +229,44 @@ START_TEST(test_determinism_graphs) {
     eva_cuda_model_free(cm);
     cap_free(c), free(c), free(sf), free(stf);
     for (int i = 0; i < 4; i++) free(f[i]), free(tf[i]);
+    free(px), free(ids);
+    eva_model_free(&m);
+}
+END_TEST
+
+/* A batch that is not a multiple of the device batch: 6 images = chunks of 4 and 2, one graph per
+ * chunk size, kept: three calls bitwise equal, and each chunk equal to an eager (tapped) run. */
+START_TEST(test_graph_tail) {
+    const char *fam = families[_i];
+    eva_model m;
+    load_family(&m, fam);
+    const int B = 6, E = m.cfg.embed_dim;
+    const size_t px1 = (size_t)3 * m.cfg.vision.image_size * m.cfg.vision.image_size;
+    float *px = make_pixels(&m.cfg, B);
+    int32_t *ids = make_ids(&m.cfg, B);
+    float *f[3], *tf[3], *e = malloc(sizeof(float) * B * E), *te = malloc(sizeof(float) * B * E);
+    for (int i = 0; i < 3; i++) f[i] = malloc(sizeof(float) * B * E), tf[i] = malloc(sizeof(float) * B * E);
+    capture *c = calloc(1, sizeof *c);
+    eva_tap tap = {cap_wants, cap_take, c};
+    eva_cuda_model *cm;
+    ck_assert_msg(eva_cuda_model_create(&cm, &m, EVA_PREC_BF16, 4) == EVA_OK, "%s", eva_last_error());
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(eva_cuda_encode_image(cm, f[i], px, B, NULL) == EVA_OK, "%s", eva_last_error());
+        ck_assert_msg(eva_cuda_encode_text(cm, tf[i], ids, B, NULL) == EVA_OK, "%s", eva_last_error());
+    }
+    ck_assert_int_eq(eva_cuda_encode_image(cm, e, px, 4, &tap), EVA_OK); /* eager chunks */
+    ck_assert_int_eq(eva_cuda_encode_image(cm, e + 4 * E, px + 4 * px1, 2, &tap), EVA_OK);
+    ck_assert_int_eq(eva_cuda_encode_text(cm, te, ids, 4, &tap), EVA_OK);
+    ck_assert_int_eq(eva_cuda_encode_text(cm, te + 4 * E, ids + 4 * m.cfg.text.context_length, 2, &tap), EVA_OK);
+    for (int i = 1; i < 3; i++) {
+        ck_assert_msg(memcmp(f[i], f[0], sizeof(float) * B * E) == 0, "%s: image call %d differs", fam, i);
+        ck_assert_msg(memcmp(tf[i], tf[0], sizeof(float) * B * E) == 0, "%s: text call %d differs", fam, i);
+    }
+    ck_assert_msg(memcmp(e, f[0], sizeof(float) * B * E) == 0, "%s: graph replay differs from eager (image)", fam);
+    ck_assert_msg(memcmp(te, tf[0], sizeof(float) * B * E) == 0, "%s: graph replay differs from eager (text)", fam);
+    eva_cuda_model_free(cm);
+    cap_free(c), free(c), free(e), free(te);
+    for (int i = 0; i < 3; i++) free(f[i]), free(tf[i]);
     free(px), free(ids);
     eva_model_free(&m);
 }
@@ -266,6 +305,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_loop_test(tc, test_fp32_taps, 0, NFAM);
     tcase_add_loop_test(tc, test_low_precision, 0, NFAM);
     tcase_add_loop_test(tc, test_determinism_graphs, 0, NFAM);
+    tcase_add_loop_test(tc, test_graph_tail, 0, NFAM);
     tcase_add_test(tc, test_refusals);
     suite_add_tcase(s, tc);
     opt->nofork = true;
