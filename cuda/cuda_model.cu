@@ -84,6 +84,9 @@ struct eva_cuda_model {
     cudaEvent_t *ev;
     char (*ev_name)[EVA_TAP_NAME_MAX];
     int ev_cap, nev;
+    /* the span of the last encode call (eva_cuda_last_call_ms) */
+    cudaEvent_t span[2];
+    int span_ok;
 };
 
 /* ---- device discovery -------------------------------------------------------------------- */
@@ -449,6 +452,8 @@ extern "C" void eva_cuda_model_free(eva_cuda_model *m) {
     if (!m) return;
     timing_free(m);
     for (int i = 0; i < 2; i++)
+        if (m->span[i]) cudaEventDestroy(m->span[i]);
+    for (int i = 0; i < 2; i++)
         for (int j = 0; j < EVA_GRAPH_SLOTS; j++)
             if (m->graph[i][j]) cudaGraphExecDestroy(m->graph[i][j]);
     eva_cu_gemm_free(m->gemm);
@@ -549,6 +554,10 @@ extern "C" eva_status eva_cuda_model_create(eva_cuda_model **out, const eva_mode
     if (st != EVA_OK) goto fail;
     st = eva_cu_gemm_create(&m->gemm, prec, GEMM_WORKSPACE);
     if (st != EVA_OK) goto fail;
+    if (cudaEventCreate(&m->span[0]) != cudaSuccess || cudaEventCreate(&m->span[1]) != cudaSuccess) {
+        st = eva_fail(EVA_ERR_CUDA, "cuda model: cudaEventCreate failed");
+        goto fail;
+    }
     m->peak = m->wbytes + m->abytes + GEMM_BYTES(prec);
     if (cudaDeviceSynchronize() != cudaSuccess) {
         st = eva_fail(EVA_ERR_CUDA, "cuda model: weight upload failed");
@@ -560,6 +569,31 @@ fail:
     eva_fail_context("cuda model %s (%s)", cfg->name, eva_precision_name(prec));
     eva_cuda_model_free(m);
     return st;
+}
+
+/* ---- host memory, call span ------------------------------------------------------------------ */
+
+extern "C" void *eva_cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+extern "C" void eva_cuda_host_free(void *p) {
+    if (p) (void)cudaFreeHost(p);
+}
+
+extern "C" double eva_cuda_last_call_ms(const eva_cuda_model *m) {
+    if (!m || !m->span_ok) return -1.0;
+    float ms = 0.0f;
+    if (cudaEventElapsedTime(&ms, m->span[0], m->span[1]) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1.0;
+    }
+    return ms;
 }
 
 /* ---- per-module timing ------------------------------------------------------------------------ */
@@ -820,8 +854,10 @@ extern "C" eva_status eva_cuda_encode_image(eva_cuda_model *m, float *features, 
                         "batch or raise EVA_CUDA_MAX_BATCH if the device has room)",
                         m->timing ? "per-module timing needs" : "taps need", B, m->max_batch);
     m->nev = 0;
+    m->span_ok = 0;
     const eva_vision_config *v = &m->cfg.vision;
     const size_t S = v->image_size, E = m->cfg.embed_dim;
+    EVA_CU_TRY("encode_image", cudaEventRecord(m->span[0], m->stream));
     for (int b0 = 0; b0 < B; b0 += m->max_batch) {
         const int nb = B - b0 < m->max_batch ? B - b0 : m->max_batch;
         image_plan lo;
@@ -835,8 +871,10 @@ extern "C" eva_status eva_cuda_encode_image(eva_cuda_model *m, float *features, 
                    cudaMemcpyAsync(features + (size_t)b0 * E, A(lo.featf), sizeof(float) * nb * E,
                                    cudaMemcpyDeviceToHost, m->stream));
         EVA_TRY(mark(m, "(after last tap)"));
+        if (b0 + nb >= B) EVA_CU_TRY("encode_image", cudaEventRecord(m->span[1], m->stream));
         EVA_CU_TRY("encode_image", cudaStreamSynchronize(m->stream));
     }
+    m->span_ok = 1;
     if (taps_on(tap)) {
         int64_t shape[2] = {B, (int64_t)E};
         eva_tap_emit(tap, "visual.trunk.head", features, 2, shape);
@@ -919,7 +957,10 @@ extern "C" eva_status eva_cuda_encode_text(eva_cuda_model *m, float *features, c
         }
     int32_t *rows = (int32_t *)malloc(sizeof(int32_t) * (size_t)(T < m->max_batch ? T : m->max_batch));
     if (!rows) return eva_fail(EVA_ERR_NOMEM, "cuda encode_text: out of host memory");
+    m->span_ok = 0;
     eva_status st = EVA_OK;
+    if (cudaEventRecord(m->span[0], m->stream) != cudaSuccess)
+        st = eva_fail(EVA_ERR_CUDA, "encode_text: cudaEventRecord failed");
     for (int t0 = 0; t0 < T && st == EVA_OK; t0 += m->max_batch) {
         const int nt = T - t0 < m->max_batch ? T - t0 : m->max_batch;
         text_plan lo;
@@ -946,9 +987,11 @@ extern "C" eva_status eva_cuda_encode_text(eva_cuda_model *m, float *features, c
         e = cudaMemcpyAsync(features + (size_t)t0 * E, A(lo.featf), sizeof(float) * nt * E, cudaMemcpyDeviceToHost,
                             m->stream);
         if (e == cudaSuccess && (st = mark(m, "(after last tap)")) != EVA_OK) break;
+        if (e == cudaSuccess && t0 + nt >= T) e = cudaEventRecord(m->span[1], m->stream);
         if (e == cudaSuccess) e = cudaStreamSynchronize(m->stream);
         if (e != cudaSuccess) st = eva_fail(EVA_ERR_CUDA, "encode_text: %s", cudaGetErrorString(e));
     }
     free(rows);
+    m->span_ok = st == EVA_OK;
     return st;
 }

@@ -65,6 +65,15 @@ int eva_cuda_timings(const eva_cuda_model *m, char (*names)[EVA_TAP_NAME_MAX], d
  * per multiply-add). For the profile's ceiling. */
 eva_status eva_cuda_gemm_ceiling(eva_precision prec, int n, double *tflops);
 
+/* Page-locked host memory (cudaHostAlloc): uploads from it and downloads into it are
+ * asynchronous DMA. NULL on failure (or without a device); free with eva_cuda_host_free. */
+void *eva_cuda_host_alloc(size_t bytes);
+void eva_cuda_host_free(void *p);
+/* Device ms of the last eva_cuda_encode_image/_text call, from CUDA events on the model's stream
+ * recorded before the input's upload and after the features' download (all chunks); -1 when the
+ * last call failed or none was made. */
+double eva_cuda_last_call_ms(const eva_cuda_model *m);
+
 /* One line naming the attention kernel each tower takes in `prec` (tensor cores or CUDA cores,
  * padded head dim, RoPE fused or not), e.g. "image: tensor cores (mma.sync m16n8k16 bf16 flash
  * kernel, head_dim 88 padded to 96); text: ...". Needs no device (for `info` and `profile`). */

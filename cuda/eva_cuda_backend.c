@@ -4,7 +4,8 @@
  * shrinks that to the device's free memory and splits larger batches), describe() names the
  * device and library versions, set_timing()/timings() expose the model's per-module device events
  * to `evabench profile`, plan_device()/peak_device_bytes()/gemm_ceiling() feed bench's memory plan
- * and profile's ceiling.
+ * and profile's ceiling, host_alloc()/host_free() give bench page-locked input and feature buffers
+ * and last_call_ms() the device time of a call (CUDA events around upload, forward, download).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 
 typedef struct {
     eva_cuda_model *m;
-    char desc[512];
+    char desc[1024];
 } cuda_state;
 
 static eva_status cb_create(void **state, const eva_model *m, eva_precision p, int max_batch) {
@@ -34,11 +35,13 @@ static eva_status cb_create(void **state, const eva_model *m, eva_precision p, i
         free(s);
         return st;
     }
+    char att[512] = "";
+    (void)eva_cuda_attention_paths(&m->cfg, p, att, sizeof att);
     snprintf(s->desc, sizeof s->desc,
              "CUDA twin on %s (sm_%d%d, driver %d, runtime %d, cuBLASLt %d, cuDNN %zu), %s, cuBLASLt GEMMs, "
-             "fused norm/RoPE/SwiGLU kernels, CUDA-core flash-style attention",
+             "fused norm/SwiGLU kernels; attention: %s",
              di.name, di.sm_major, di.sm_minor, di.driver_version, di.runtime_version, di.cublas_version,
-             di.cudnn_version, eva_precision_name(p));
+             di.cudnn_version, eva_precision_name(p), att);
     *state = s;
     return EVA_OK;
 }
@@ -83,6 +86,8 @@ static int64_t cb_peak_device_bytes(void *state) {
     return state ? (int64_t)eva_cuda_model_peak_bytes(((cuda_state *)state)->m) : -1;
 }
 
+static double cb_last_call_ms(void *state) { return state ? eva_cuda_last_call_ms(((cuda_state *)state)->m) : -1.0; }
+
 static const eva_backend_ops cuda_ops = {
     .name = "cuda",
     .create = cb_create,
@@ -95,6 +100,9 @@ static const eva_backend_ops cuda_ops = {
     .plan_device = cb_plan_device,
     .peak_device_bytes = cb_peak_device_bytes,
     .gemm_ceiling = eva_cuda_gemm_ceiling,
+    .host_alloc = eva_cuda_host_alloc,
+    .host_free = eva_cuda_host_free,
+    .last_call_ms = cb_last_call_ms,
 };
 
 const eva_backend_ops *eva_cuda_backend_ops(void) { return &cuda_ops; }

@@ -9,6 +9,7 @@
  * Exits 77 (ctest: skipped) when no CUDA device is usable; runs without fork.
  */
 #include <check.h>
+#include "check_main.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -140,11 +141,11 @@ START_TEST(test_paths) {
 }
 END_TEST
 
-int main(void) {
+Suite *eva_test_suite(eva_test_options *opt) {
     eva_cuda_device_info di;
     if (eva_cuda_device(&di) != EVA_OK) {
-        printf("gpu_attention: skipped: %s\n", eva_last_error());
-        return 77;
+        opt->skip_reason = eva_last_error();
+        return NULL;
     }
     printf("gpu_attention on %s (sm_%d%d)\n", di.name, di.sm_major, di.sm_minor);
     Suite *s = suite_create("gpu_attention");
@@ -154,10 +155,6 @@ int main(void) {
     tcase_add_test(tc, test_mma_vs_oracle);
     tcase_add_test(tc, test_mma_rope);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    opt->nofork = true;
+    return s;
 }

@@ -245,21 +245,26 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-eva_status eva_bench_inputs_make(eva_bench_inputs *in, const eva_config *cfg, eva_bench_tower tower, int batch,
-                                 uint64_t seed) {
+static void *bench_malloc(size_t n) { return malloc(n); }
+
+eva_status eva_bench_inputs_make(eva_bench_inputs *in, const eva_backend *b, const eva_config *cfg,
+                                 eva_bench_tower tower, int batch, uint64_t seed) {
     memset(in, 0, sizeof *in);
+    const bool own = b && b->ops && b->ops->host_alloc && b->ops->host_free;
+    void *(*alloc)(size_t) = own ? b->ops->host_alloc : bench_malloc;
+    in->release = own ? b->ops->host_free : free;
     in->tower = tower;
     in->batch = batch;
     in->count = eva_bench_rotation(cfg, tower, batch);
     int64_t n = input_floats(cfg, tower, batch);
     uint64_t s = seed * 0x100000001B3ULL + 12345;
-    in->features = malloc(sizeof(float) * (size_t)batch * (size_t)cfg->embed_dim);
+    in->features = alloc(sizeof(float) * (size_t)batch * (size_t)cfg->embed_dim);
     if (tower == EVA_BENCH_TEXT) {
         in->ids = calloc((size_t)in->count, sizeof *in->ids);
         if (!in->ids || !in->features) goto nomem;
         const int L = cfg->text.context_length, V = cfg->text.vocab_size;
         for (int c = 0; c < in->count; c++) {
-            if (!(in->ids[c] = malloc(sizeof(int32_t) * (size_t)n))) goto nomem;
+            if (!(in->ids[c] = alloc(sizeof(int32_t) * (size_t)n))) goto nomem;
             for (int t = 0; t < batch; t++) {
                 int32_t *row = in->ids[c] + (size_t)t * L;
                 int len = L > 2 ? 2 + (int)(splitmix(&s) % (uint64_t)(L - 1)) : L; /* 2..L tokens */
@@ -273,7 +278,7 @@ eva_status eva_bench_inputs_make(eva_bench_inputs *in, const eva_config *cfg, ev
         in->pixels = calloc((size_t)in->count, sizeof *in->pixels);
         if (!in->pixels || !in->features) goto nomem;
         for (int c = 0; c < in->count; c++) {
-            if (!(in->pixels[c] = malloc(sizeof(float) * (size_t)n))) goto nomem;
+            if (!(in->pixels[c] = alloc(sizeof(float) * (size_t)n))) goto nomem;
             for (int64_t i = 0; i < n; i++) /* normalised pixels lie in about [-2, 2] */
                 in->pixels[c][i] = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0 * 4.0 - 2.0);
         }
@@ -286,13 +291,14 @@ nomem:
 }
 
 void eva_bench_inputs_free(eva_bench_inputs *in) {
+    void (*release)(void *) = in->release ? in->release : free;
     for (int c = 0; c < in->count; c++) {
-        if (in->pixels) free(in->pixels[c]);
-        if (in->ids) free(in->ids[c]);
+        if (in->pixels && in->pixels[c]) release(in->pixels[c]);
+        if (in->ids && in->ids[c]) release(in->ids[c]);
     }
     free(in->pixels);
     free(in->ids);
-    free(in->features);
+    if (in->features) release(in->features);
     memset(in, 0, sizeof *in);
 }
 
@@ -340,8 +346,9 @@ static double gflops_item(const eva_config *cfg, eva_bench_tower tower) {
 eva_status eva_bench_measure(eva_bench_record *r, eva_backend *b, const eva_config *cfg, eva_bench_tower tower,
                              int batch, int warmup, int iters, uint64_t seed, bool show_progress) {
     eva_bench_inputs in;
-    eva_status st = eva_bench_inputs_make(&in, cfg, tower, batch, seed);
+    eva_status st = eva_bench_inputs_make(&in, b, cfg, tower, batch, seed);
     if (st != EVA_OK) return st;
+    double (*device_ms)(void *) = b->ops->last_call_ms;
     double *ms = malloc(sizeof(double) * (size_t)(iters > 0 ? iters : 1));
     if (!ms) {
         eva_bench_inputs_free(&in);
@@ -368,6 +375,11 @@ eva_status eva_bench_measure(eva_bench_record *r, eva_backend *b, const eva_conf
         double t0 = eva_now();
         st = eva_bench_run_once(b, &in, warmup + i, NULL);
         ms[i] = (eva_now() - t0) * 1e3;
+        if (st == EVA_OK && device_ms) {
+            const double d = device_ms(b->state);
+            if (d >= 0) ms[i] = d;
+            else st = eva_fail(EVA_ERR_INTERNAL, "bench: the backend measured no device time for the call");
+        }
     }
     if (show_progress) eva_bench_progress(NULL, 0, 0);
     if (st == EVA_OK) {
@@ -378,6 +390,9 @@ eva_status eva_bench_measure(eva_bench_record *r, eva_backend *b, const eva_conf
         r->rotation = in.count;
         eva_timing_summarize(&r->t, ms, iters);
         r->throughput = r->t.median_ms > 0 ? batch / (r->t.median_ms * 1e-3) : 0.0;
+        r->timed_region = device_ms ? "host inputs (page-locked) -> upload -> forward -> features downloaded; "
+                                      "device events"
+                                    : "host inputs -> forward -> host features; host clock";
         r->gflops_per_item = gflops_item(cfg, tower);
         r->params = eva_config_params(cfg);
         r->achieved_gflops = r->t.median_ms > 0 ? r->gflops_per_item * batch / (r->t.median_ms * 1e-3) : 0.0;
@@ -449,6 +464,7 @@ cJSON *eva_bench_record_json(const eva_bench_record *r, const eva_sysinfo *si) {
     cJSON_AddNumberToObject(o, "min_ms", r->t.min_ms);
     cJSON_AddNumberToObject(o, "mean_ms", r->t.mean_ms);
     cJSON_AddNumberToObject(o, "throughput", r->throughput);
+    if (r->timed_region) cJSON_AddStringToObject(o, "timed_region", r->timed_region);
     cJSON_AddStringToObject(o, "throughput_unit", r->tower == EVA_BENCH_TEXT ? "texts/s" : "images/s");
     cJSON_AddNumberToObject(o, "gflops_per_item", r->gflops_per_item);
     cJSON_AddNumberToObject(o, "params_total", (double)r->params.total);
@@ -697,7 +713,7 @@ eva_status eva_profile_run(eva_profile *p, eva_backend *b, const eva_config *cfg
         timing_on = st == EVA_OK;
     }
     eva_bench_inputs in;
-    if (st == EVA_OK) st = eva_bench_inputs_make(&in, cfg, tower, batch, seed);
+    if (st == EVA_OK) st = eva_bench_inputs_make(&in, b, cfg, tower, batch, seed);
     if (st != EVA_OK) {
         if (timing_on) (void)b->ops->set_timing(b->state, 0);
         free(expect), free(got), free(dev_ms);

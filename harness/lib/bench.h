@@ -105,12 +105,15 @@ typedef struct {
     float **pixels;   /* [count][B*3*S*S], image tower */
     int32_t **ids;    /* [count][T*L], text tower: random ids with the end token (the largest id) last */
     float *features;  /* [B*E] */
+    void (*release)(void *); /* how the buffers above are freed */
 } eva_bench_inputs;
 
 /* How many distinct batches make the inputs larger than the caches (at least 2, at most 16). */
 int eva_bench_rotation(const eva_config *cfg, eva_bench_tower tower, int batch);
-eva_status eva_bench_inputs_make(eva_bench_inputs *in, const eva_config *cfg, eva_bench_tower tower, int batch,
-                                 uint64_t seed);
+/* Buffers from the backend's host_alloc when it has one (page-locked for cuda: the copies of a
+ * forward are then asynchronous, as in PyTorch's pinned-memory loaders), else malloc; b may be NULL. */
+eva_status eva_bench_inputs_make(eva_bench_inputs *in, const eva_backend *b, const eva_config *cfg,
+                                 eva_bench_tower tower, int batch, uint64_t seed);
 void eva_bench_inputs_free(eva_bench_inputs *in);
 /* Runs input i % count through the backend. */
 eva_status eva_bench_run_once(eva_backend *b, eva_bench_inputs *in, int i, const eva_tap *tap);
@@ -136,6 +139,7 @@ typedef struct {
     int batch, warmup, iters, rotation;
     eva_timing t;
     double throughput;          /* items per second at the median */
+    const char *timed_region;   /* what one timed iteration covers, and with which clock */
     double gflops_per_item;     /* model FLOPs of one image or one 77-token text */
     eva_param_count params;     /* exact parameter counts of the config */
     double achieved_gflops;     /* gflops_per_item * batch / median */
@@ -155,7 +159,10 @@ typedef struct {
 } eva_bench_record;
 
 /* Times one (tower, batch): `warmup` untimed runs, then `iters` timed runs over the rotating
- * inputs; checks after the warm-up that every feature is finite (EVA_ERR_MISMATCH otherwise). */
+ * inputs; checks after the warm-up that every feature is finite (EVA_ERR_MISMATCH otherwise).
+ * An iteration is one encode call: host inputs in, host fp32 features out. A backend with
+ * last_call_ms (cuda) is timed by its device events around upload, forward and download (the
+ * region bench_pytorch.py times with --region pinned); the reference by the host clock. */
 eva_status eva_bench_measure(eva_bench_record *r, eva_backend *b, const eva_config *cfg, eva_bench_tower tower,
                              int batch, int warmup, int iters, uint64_t seed, bool show_progress);
 

@@ -1,241 +1,272 @@
 #!/usr/bin/env bash
-# gpu-check.sh OUTDIR: every device check of evabench in one call (docs/architecture.md "# at hand"), at most about 6 minutes on an H100:
-#   1. configure + build for sm_90a (Release, -DCMAKE_CUDA_ARCHITECTURES=90a)
-#   2. ctest -L gpu (kernels vs CPU twins, whole model vs reference, determinism)
-#   3. evabench verify --impl cuda of every golden/tiny/*.h5 in fp32, tf32, bf16, fp16
-#   4. compute-sanitizer --tool memcheck on one tiny model's verify (fp32 and bf16)
-#   5. throughput of --impl cuda (evabench bench) against PyTorch eager and torch.compile
-#      (harness/bench_pytorch.py) for the EVA02-B/16 and L/14 image and text towers at batch 1
-#      and 256 in bf16, with peak device memory, plus the card's bf16 GEMM ceiling, and the
-#      per-module device profile of the B/16 image tower at batch 256 in bf16 (evabench profile)
-# Writes OUTDIR/summary.md, OUTDIR/results.json, OUTDIR/gpu-check.log and OUTDIR/details.tar.gz
-# (per-step logs and JSON): four files, so it fits what a device call brings back. Every step's
-# status is recorded and the script goes on after a failure; exit 0 iff every step passed.
+# gpu-check.sh: the device checks of evabench, in two calls that each finish in under 5 minutes.
 #
-# Options (environment): GPU_CHECK_SKIP="build tests verify sanitizer bench" (any subset),
-# GPU_CHECK_COMPILE=0 (no torch.compile), GPU_CHECK_BUILD=dir (default build-gpu),
-# GPU_CHECK_JOBS=N (default nproc). Build dependencies missing on the device image (HDF5, cJSON,
-# Check, utf8proc, PCRE2 headers) are taken from a carried folder .gpudeps/ if present: make it
-# here with `bash harness/gpu-check.sh --bundle-deps .gpudeps` (reports/gpu/README.md).
+#   gpu-check.sh correctness OUTDIR   configure + build (sm_90a), ctest -L gpu (kernels vs their
+#                                     CPU twins and oracles, whole model vs the reference, graphs,
+#                                     determinism), `evabench verify --impl cuda` of every tiny golden
+#                                     in fp32, tf32, bf16 and fp16, compute-sanitizer memcheck
+#   gpu-check.sh performance OUTDIR   build (a no-op when the correctness call's build is there), the
+#                                     bf16 GEMM ceilings (PyTorch and evabench's cuBLASLt), the
+#                                     per-module profile of EVA02-B/16's image tower at batch 256, and
+#                                     `evabench bench --impl cuda` against PyTorch eager and
+#                                     torch.compile (harness/scripts/bench_pytorch.py, the same timed
+#                                     region) for EVA02-B/16 and L/14 at batch 1 and 256 in bf16
+#   gpu-check.sh --bundle-deps DIR    (on a Debian 12 machine with network) the build's library
+#                                     dependencies as a folder to carry to a machine without them
+#   gpu-check.sh --check-bundle DIR ROOTFS   builds and tests evabench (without CUDA) inside the
+#                                     minimal Debian root file system ROOTFS (debootstrap) with only
+#                                     the bundle DIR for its libraries, and lists every binary's libs
+#
+# Every step appends, as soon as it ends, a row to OUTDIR/summary.md, one JSON line to
+# OUTDIR/results.jsonl ({"step", "status", "rc", "seconds", "data": the step's JSON output or
+# null}) and its whole output to OUTDIR/steps.log, so a run that is killed keeps everything up to
+# its last finished step. A step that would not fit the time budget (GPU_CHECK_BUDGET seconds,
+# default 270) is recorded as skipped. Exit status 0 iff no step failed or timed out (fp16 refused
+# for the post-norm families, by design, is recorded as refused).
+#
+# Environment: GPU_CHECK_BUILD=dir (default build-gpu), GPU_CHECK_JOBS=N (default nproc),
+# GPU_CHECK_BUDGET=s, GPU_CHECK_COMPILE=0 (no torch.compile), GPU_CHECK_VARIANTS="EVA02-B-16 ..."
+# (performance: the variants to bench). A bundle is used when a folder .gpudeps/ exists in the
+# repository root and the build's libraries are missing from the system.
 set -u
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+SCRIPTS="$ROOT/harness/scripts"
 
-if [ "${1:-}" = "--bundle-deps" ]; then
-  # On a Debian/Ubuntu machine with network: download the -dev packages and their libraries and
-  # unpack them into DIR (no root needed for the unpacking; nothing is installed here).
-  DIR="${2:?usage: gpu-check.sh --bundle-deps DIR}"
-  mkdir -p "$DIR/debs" && cd "$DIR/debs" || exit 2
-  # Debian 12 names first, then their 64-bit-time successors (t64) of newer releases
-  pk="libhdf5-dev libhdf5-103-1 libhdf5-103-1t64 libhdf5-hl-100 libhdf5-hl-100t64 libsz2 libaec0 libaec-dev
-      libcjson-dev libcjson1 check libsubunit0 libsubunit-dev libutf8proc-dev libutf8proc2 libutf8proc3
-      libpcre2-dev libpcre2-8-0 libpng-dev libpng16-16 libpng16-16t64 libjpeg62-turbo-dev libjpeg62-turbo
-      zlib1g-dev libcurl4 libcurl4t64 libcurl3-gnutls libcurl4-openssl-dev"
-  for p in $pk; do apt-get download "$p" >/dev/null 2>&1 || echo "gpu-check: could not download $p (skipped)" >&2; done
-  for f in *.deb; do dpkg -x "$f" "$DIR/root"; done
-  rm -rf "$DIR/debs"
-  du -sh "$DIR"
-  exit 0
-fi
+usage() {
+  echo "usage: gpu-check.sh correctness|performance OUTDIR | --bundle-deps DIR | --check-bundle DIR ROOTFS" >&2
+  exit 2
+}
 
-OUT="${1:?usage: gpu-check.sh OUTDIR   (or --bundle-deps DIR)}"
-mkdir -p "$OUT/details" || exit 2
-OUT="$(cd "$OUT" && pwd)"
-DET="$OUT/details"
-LOG="$OUT/gpu-check.log"
-STEPS="$DET/steps.tsv"
-: >"$LOG"; : >"$STEPS"
+# ---- the bundle ---------------------------------------------------------------------------------
+# The Debian 12 development packages of the build (headers, .so links, .pc files, pkgconf itself),
+# then the runtime packages of every shared library they link, found from the libraries installed
+# on this machine (ldd, dpkg -S), less the C runtime that every system has.
+BUNDLE_DEV="libhdf5-dev libcjson-dev check libsubunit-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev
+  zlib1g-dev pkgconf pkgconf-bin libpkgconf3"
+BUNDLE_BASE="libc6 libgcc-s1 libstdc++6 libgomp1"
+
+bundle_get() { # bundle_get DIR PKG...: download and unpack into DIR/root
+  local dir="$1" p
+  shift
+  for p in "$@"; do
+    (cd "$dir/debs" && apt-get download "$p" >/dev/null 2>&1) || { echo "gpu-check: cannot download $p" >&2; return 1; }
+    echo "$p" >>"$dir/packages.txt"
+  done
+  for f in "$dir"/debs/*.deb; do dpkg -x "$f" "$dir/root"; done
+  rm -f "$dir"/debs/*.deb
+}
+
+bundle_deps() {
+  local dir="$1" libs pkgs p f l
+  mkdir -p "$dir/debs" && dir="$(cd "$dir" && pwd)" || exit 2
+  rm -rf "$dir/root" && : >"$dir/packages.txt"
+  bundle_get "$dir" $BUNDLE_DEV || exit 1
+  # the system files behind the bundle's .so links and programs, and everything they load
+  # (HDF5's C++ and Fortran libraries and the static archives are not needed: removed)
+  find "$dir/root" \( -name '*fortran*' -o -name '*_cpp*' -o -name '*.a' \) ! -name 'libcheck*' \
+    ! -name 'libsubunit*' -exec rm -f {} +
+  libs=$(cd "$dir/root" && find usr/lib usr/bin -name '*.so' -o -type f -path 'usr/bin/*' | sed 's|^|/|' |
+           xargs -r realpath -e 2>/dev/null | sort -u)
+  [ -n "$libs" ] || { echo "gpu-check: the build's -dev packages must be installed here (deps.sh)" >&2; exit 1; }
+  libs="$libs $(for f in $libs; do ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'; done | xargs -r realpath -e | sort -u)"
+  pkgs=$(for f in $libs; do dpkg -S "$f" 2>/dev/null || dpkg -S "${f#/usr}" 2>/dev/null; done | cut -d: -f1 | sort -u)
+  for p in $BUNDLE_BASE $(cat "$dir/packages.txt"); do pkgs=$(printf '%s\n' $pkgs | grep -vx "$p"); done
+  bundle_get "$dir" $pkgs || exit 1
+  # absolute symbolic links (libfoo.so -> /usr/lib/...) would leave the bundle: make them relative
+  find "$dir/root" -type l | while read -r l; do
+    t=$(readlink "$l")
+    case "$t" in /*) ln -sfn "$(realpath -m --relative-to="$(dirname "$l")" "$dir/root$t")" "$l" ;; esac
+  done
+  rm -rf "$dir/debs" "$dir/root/usr/share/doc" "$dir/root/usr/share/man"
+  echo "gpu-check: bundled $(wc -l <"$dir/packages.txt") packages into $dir ($(du -sh "$dir" | cut -f1))"
+}
+
+# Exports what a build needs to find the bundle's headers, libraries, .pc files and pkgconf.
+bundle_env() {
+  local R="$1/root" ML
+  ML="$R/usr/lib/x86_64-linux-gnu"
+  export PATH="$R/usr/bin:$PATH"
+  export PKG_CONFIG="$R/usr/bin/pkgconf"
+  export PKG_CONFIG_LIBDIR="$ML/pkgconfig:$R/usr/share/pkgconfig"
+  export PKG_CONFIG_SYSROOT_DIR="$R"
+  export CMAKE_PREFIX_PATH="$R/usr:${CMAKE_PREFIX_PATH:-}"
+  export LIBRARY_PATH="$ML:$ML/hdf5/serial:${LIBRARY_PATH:-}"
+  export LD_LIBRARY_PATH="$ML:$ML/hdf5/serial:${LD_LIBRARY_PATH:-}"
+  BUNDLE_CMAKE="-DHDF5_C_INCLUDE_DIR=$R/usr/include/hdf5/serial -DHDF5_C_LIBRARY=$ML/hdf5/serial/libhdf5.so
+    -DHDF5_C_LIBRARY_hdf5=$ML/hdf5/serial/libhdf5.so -DZLIB_ROOT=$R/usr -DPNG_PNG_INCLUDE_DIR=$R/usr/include
+    -DPNG_LIBRARY=$ML/libpng16.so -DJPEG_INCLUDE_DIR=$R/usr/include -DJPEG_LIBRARY=$ML/libjpeg.so
+    -DPKG_CONFIG_EXECUTABLE=$R/usr/bin/pkgconf"
+}
+
+# Inside ROOTFS (no -dev packages, no network needed): configure, build, unit tests, ldd.
+check_bundle() {
+  local dir rootfs
+  dir="$(cd "$1" && pwd)" && rootfs="$(cd "$2" && pwd)" || usage
+  for tool in gcc cmake make; do
+    chroot "$rootfs" sh -c "command -v $tool" >/dev/null || { echo "gpu-check: $rootfs has no $tool" >&2; exit 2; }
+  done
+  if chroot "$rootfs" sh -c 'ls /usr/include/hdf5* /usr/include/cjson /usr/include/check.h' >/dev/null 2>&1; then
+    echo "gpu-check: $rootfs has some of the -dev packages itself: not a fair check" >&2; exit 2
+  fi
+  rm -rf "$rootfs/evabench" && mkdir -p "$rootfs/evabench/src"
+  git -C "$ROOT" archive HEAD | tar -x -C "$rootfs/evabench/src" || exit 3
+  cp -a "$dir" "$rootfs/evabench/.gpudeps"
+  chroot "$rootfs" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash -c '
+    set -e; cd /evabench; source <(sed -n "/^bundle_env() {/,/^}/p" src/harness/scripts/gpu-check.sh)
+    bundle_env /evabench/.gpudeps
+    cmake -S src -B build -DCMAKE_BUILD_TYPE=Release -DEVABENCH_CUDA=OFF -DEVABENCH_NATIVE=OFF $BUNDLE_CMAKE >cfg.log
+    cmake --build build -j 2 >build.log 2>&1 || { tail -30 build.log; exit 1; }
+    (cd build && ctest -L unit --output-on-failure | tail -4)
+    echo "--- ldd (LD_LIBRARY_PATH = the bundle only):"
+    for b in build/evabench build/test_unit_golden_io; do ldd $b | sed "s|^|$b: |"; done
+    ! ldd build/evabench build/test_unit_golden_io | grep "not found"
+    ./build/evabench info --variant EVA02-CLIP-B-16 | head -3'
+}
+
+case "${1:-}" in
+  --bundle-deps) [ $# -eq 2 ] || usage; bundle_deps "$2"; exit $? ;;
+  --check-bundle) [ $# -eq 3 ] || usage; check_bundle "$2" "$3"; exit $? ;;
+  correctness|performance) [ $# -eq 2 ] || usage; MODE="$1" ;;
+  *) usage ;;
+esac
+
+OUT="$2"
+mkdir -p "$OUT/tmp" && OUT="$(cd "$OUT" && pwd)" || exit 2
+TMPD="$OUT/tmp"
 BUILD="${GPU_CHECK_BUILD:-$ROOT/build-gpu}"
 JOBS="${GPU_CHECK_JOBS:-$(nproc)}"
-SKIP=" ${GPU_CHECK_SKIP:-} "
+BUDGET="${GPU_CHECK_BUDGET:-270}"
 T0=$(date +%s)
-say() { echo "[gpu-check $(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG" >&2; }
+ORIG_LD="${LD_LIBRARY_PATH:-}"
+say() { echo "[gpu-check $MODE $(( $(date +%s) - T0 ))s] $*" >&2; }
 
-# run_step NAME TIMEOUT_S CMD...: output to details/NAME.log; status line to steps.tsv
+# run_step NAME TIMEOUT_S EST_S JSON|- CMD...: skipped when EST_S no longer fits the budget; else
+# runs CMD with a timeout, then appends the row, the JSON line (with JSON's contents, if written)
+# and the output at once.
 run_step() {
-  local name="$1" tmo="$2"; shift 2
-  local t=$(date +%s)
+  local name="$1" tmo="$2" est="$3" json="$4" t rc dt status
+  shift 4
+  t=$(date +%s)
+  if [ $(( t - T0 + est )) -gt "$BUDGET" ]; then
+    record "$name" skipped - 0 - "would not fit the ${BUDGET}s budget"
+    return 0
+  fi
   say "start $name"
-  timeout --kill-after=10 "$tmo" "$@" >"$DET/$name.log" 2>&1
-  local rc=$?
-  local dt=$(( $(date +%s) - t ))
-  local status=pass
+  timeout --kill-after=10 "$tmo" "$@" >"$TMPD/$name.log" 2>&1
+  rc=$?
+  dt=$(( $(date +%s) - t ))
+  status=pass
   [ $rc -ne 0 ] && status=fail
-  [ $rc -eq 124 ] || [ $rc -eq 137 ] && status=timeout
-  printf '%s\t%s\t%d\t%d\n' "$name" "$status" "$rc" "$dt" >>"$STEPS"
+  { [ $rc -eq 124 ] || [ $rc -eq 137 ]; } && status=timeout
+  { echo "===== $name: $status (rc $rc, ${dt}s): $*"; cat "$TMPD/$name.log"; echo; } >>"$OUT/steps.log"
+  record "$name" "$status" "$rc" "$dt" "$json" "$(tail -n 1 "$TMPD/$name.log" | tr '|' '/' | cut -c1-120)"
   say "$name: $status (rc $rc, ${dt}s)"
-  tail -n 3 "$DET/$name.log" | sed 's/^/    /' | tee -a "$LOG" >&2
   return $rc
 }
-skip_step() { printf '%s\tskipped\t-\t0\n' "$1" >>"$STEPS"; say "$1: skipped ($2)"; }
-wants() { [[ "$SKIP" != *" $1 "* ]]; }
 
-cd "$ROOT" || exit 2
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1;
-  nvcc --version 2>&1 | tail -2; git rev-parse --short HEAD 2>&1; python3 -c 'import torch,timm;print("torch",torch.__version__,"timm",timm.__version__)' 2>&1; } >"$DET/environment.txt"
-say "device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+# record NAME STATUS RC SECONDS JSON|- NOTE: one summary row and one JSON line
+record() {
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$6" >>"$OUT/summary.md"
+  python3 - "$@" >>"$OUT/results.jsonl" <<'PY'
+import json, sys
+name, status, rc, sec, path, note = sys.argv[1:7]
+data = None
+if path != "-":
+    try:
+        with open(path) as f: data = json.load(f)
+    except Exception:
+        data = None
+print(json.dumps({"step": name, "status": status, "rc": None if rc == "-" else int(rc), "seconds": int(sec),
+                  "note": note, "data": data}))
+PY
+}
 
-# ---- dependencies: the device image may lack the -dev packages; use a carried bundle -----------
-missing=""
-for m in libcjson check libutf8proc libpcre2-8; do pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"; done
-[ -e /usr/include/hdf5.h ] || [ -e /usr/include/hdf5/serial/hdf5.h ] || missing="$missing hdf5"
-if [ -n "$missing" ]; then
+start_summary() {
+  { echo "# evabench gpu-check: $MODE"; echo; echo '```';
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -2
+    nvcc --version 2>&1 | tail -1; echo "git $(git -C "$ROOT" rev-parse --short HEAD 2>&1)"
+    python3 -c 'import torch;print("torch", torch.__version__)' 2>&1 | tail -1
+    echo '```'; echo; echo "| step | status | rc | s | last line |"; echo "|---|---|---|---|---|"; } >"$OUT/summary.md"
+  : >"$OUT/results.jsonl"; : >"$OUT/steps.log"
+}
+
+# The build's libraries: from the system, else from a carried .gpudeps bundle.
+use_deps() {
+  local missing=""
+  ORIG_LD="${LD_LIBRARY_PATH:-}" # Python steps run without the bundle's libraries
+  for m in libcjson check libutf8proc; do pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"; done
+  [ -e /usr/include/hdf5/serial/hdf5.h ] || [ -e /usr/include/hdf5.h ] || missing="$missing hdf5"
+  BUNDLE_CMAKE=""
+  if [ -z "$missing" ]; then record deps pass 0 0 - "system libraries"; return; fi
   if [ -d "$ROOT/.gpudeps/root" ]; then
-    R="$ROOT/.gpudeps/root"
-    say "missing on this machine:$missing; using the carried bundle .gpudeps"
-    ML=$(ls -d "$R"/usr/lib/*-linux-gnu 2>/dev/null | head -1)
-    export PKG_CONFIG_PATH="$ML/pkgconfig:$R/usr/share/pkgconfig:${PKG_CONFIG_PATH:-}"
-    export PKG_CONFIG_SYSROOT_DIR=""
-    # .pc files carry prefix=/usr: point them at the bundle
-    for pc in "$ML"/pkgconfig/*.pc; do [ -f "$pc" ] && sed -i "s|^prefix=/usr\$|prefix=$R/usr|" "$pc"; done
-    export CMAKE_PREFIX_PATH="$R/usr:${CMAKE_PREFIX_PATH:-}"
-    export CPATH="$R/usr/include:$R/usr/include/hdf5/serial:${CPATH:-}"
-    export LIBRARY_PATH="$ML:$ML/hdf5/serial:${LIBRARY_PATH:-}"
-    export LD_LIBRARY_PATH="$ML:$ML/hdf5/serial:${LD_LIBRARY_PATH:-}"
-    EXTRA_CMAKE="-DHDF5_ROOT=$R/usr -DHDF5_C_INCLUDE_DIR=$R/usr/include/hdf5/serial"
-    printf 'deps\tbundle\t0\t0\n' >>"$STEPS"
+    bundle_env "$ROOT/.gpudeps"
+    record deps pass 0 0 - "missing:$missing; using the .gpudeps bundle"
   else
-    say "missing on this machine:$missing and no .gpudeps bundle: the build will likely fail"
-    printf 'deps\tfail\t1\t0\n' >>"$STEPS"
+    record deps fail 1 0 - "missing:$missing and no .gpudeps bundle"
   fi
-else
-  printf 'deps\tpass\t0\t0\n' >>"$STEPS"
-fi
+}
 
-# ---- 1. build ------------------------------------------------------------------------------------
-EVB="$BUILD/evabench"
-if wants build; then
-  run_step configure 180 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a ${EXTRA_CMAKE:-}
-  run_step build 300 cmake --build "$BUILD" -j "$JOBS"
-else
-  skip_step build "GPU_CHECK_SKIP"
-fi
-have_build=0
-[ -x "$EVB" ] && have_build=1
+build() {
+  run_step configure 120 30 - cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES=90a $BUNDLE_CMAKE
+  run_step build 240 60 - cmake --build "$BUILD" -j "$JOBS"
+  [ -x "$BUILD/evabench" ]
+}
 
-# ---- 2. GPU tests ----------------------------------------------------------------------------------
-if wants tests && [ $have_build = 1 ]; then
-  (cd "$BUILD" && run_step ctest_gpu 240 ctest -L gpu --output-on-failure --timeout 230)
-else
-  skip_step ctest_gpu "no build or GPU_CHECK_SKIP"
-fi
-
-# ---- 3. verify every tiny golden in every precision ---------------------------------------------------
-if wants verify && [ $have_build = 1 ]; then
+correctness() {
+  local EVB="$BUILD/evabench" g fam p rc
+  run_step ctest_gpu 150 40 - bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure --timeout 140"
   for g in "$ROOT"/golden/tiny/*.h5; do
     fam=$(basename "$g" .h5)
     for p in fp32 tf32 bf16 fp16; do
-      run_step "verify_${fam}_${p}" 60 "$EVB" verify --golden "$g" --impl cuda --precision "$p" \
-        --json "$DET/verify_${fam}_${p}.json"
+      run_step "verify_${fam}_${p}" 60 5 "$TMPD/verify_${fam}_${p}.json" "$EVB" verify --golden "$g" \
+        --impl cuda --precision "$p" --json "$TMPD/verify_${fam}_${p}.json"
       rc=$?
-      # fp16 is refused (exit 2, EVA_ERR_UNSUPPORTED) for the post-norm families by design
-      if [ $rc -eq 2 ] && [ $p = fp16 ] && grep -q "refused" "$DET/verify_${fam}_${p}.log"; then
-        sed -i "\$s/\tfail\t/\trefused\t/" "$STEPS"
+      # fp16 is refused (exit 2) for the post-norm families by design
+      if [ $rc -eq 2 ] && [ $p = fp16 ] && grep -q "refused" "$TMPD/verify_${fam}_${p}.log"; then
+        sed -i '$ s/| fail |/| refused |/' "$OUT/summary.md"
+        sed -i '$ s/"status": "fail"/"status": "refused"/' "$OUT/results.jsonl"
       fi
     done
   done
-else
-  skip_step verify "no build or GPU_CHECK_SKIP"
-fi
-
-# ---- 4. compute-sanitizer --------------------------------------------------------------------------
-if wants sanitizer && [ $have_build = 1 ] && command -v compute-sanitizer >/dev/null; then
-  for p in fp32 bf16; do
-    run_step "memcheck_eva02_$p" 180 compute-sanitizer --tool memcheck --error-exitcode 9 \
-      "$EVB" verify --golden "$ROOT/golden/tiny/eva02.h5" --impl cuda --precision $p
-  done
-else
-  skip_step memcheck "no build, no compute-sanitizer or GPU_CHECK_SKIP"
-fi
-
-# ---- 5. benchmark ------------------------------------------------------------------------------------
-if wants bench; then
-  run_step gemm_ceiling 60 python3 -c '
-import torch,json
-a=torch.randn(8192,8192,device="cuda",dtype=torch.bfloat16); b=torch.randn(8192,8192,device="cuda",dtype=torch.bfloat16)
-for _ in range(3): a@b
-torch.cuda.synchronize(); s=torch.cuda.Event(True); e=torch.cuda.Event(True); t=[]
-for _ in range(10):
-  s.record(); a@b; e.record(); e.synchronize(); t.append(s.elapsed_time(e))
-t.sort(); ms=t[len(t)//2]; tf=2*8192**3/(ms/1e3)/1e12
-print(json.dumps({"gemm":"bf16 8192^3 torch.matmul","median_ms":ms,"tflops":tf}))' 
-  grep '^{' "$DET/gemm_ceiling.log" >"$DET/gemm_ceiling.json" 2>/dev/null
-  if [ $have_build = 1 ]; then # CUDA events at every tap boundary; its own cuBLASLt bf16 8192^3 ceiling
-    run_step profile_cuda_EVA02-B-16 90 "$EVB" profile --variant EVA02-B-16 --impl cuda --precision bf16 \
-      --batch 256 --iters 5 --json "$DET/profile_cuda_EVA02-B-16.json"
+  if command -v compute-sanitizer >/dev/null; then
+    for p in fp32 bf16; do
+      run_step "memcheck_eva02_$p" 90 45 - compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$EVB" verify --golden "$ROOT/golden/tiny/eva02.h5" --impl cuda --precision $p
+    done
+  else
+    record memcheck skipped - 0 - "no compute-sanitizer on this machine"
   fi
-  modes="eager,compile"; [ "${GPU_CHECK_COMPILE:-1}" = 0 ] && modes="eager"
-  for v in EVA02-B-16 EVA02-L-14; do
+}
+
+performance() {
+  local EVB="$BUILD/evabench" v tw modes
+  run_step gemm_ceiling_torch 60 10 "$TMPD/ceiling.json" env LD_LIBRARY_PATH="$ORIG_LD" \
+    python3 "$SCRIPTS/bench_pytorch.py" --ceiling --json "$TMPD/ceiling.json"
+  run_step profile_cuda_EVA02-B-16 90 25 "$TMPD/profile.json" "$EVB" profile --variant EVA02-B-16 --impl cuda \
+    --precision bf16 --batch 256 --iters 5 --json "$TMPD/profile.json"
+  for v in ${GPU_CHECK_VARIANTS:-EVA02-B-16 EVA02-L-14}; do
     for tw in image text; do
-      if [ $have_build = 1 ]; then
-        run_step "bench_cuda_${v}_${tw}" 120 "$EVB" bench --variant "$v" --impl cuda --precision bf16 --tower $tw \
-          --batch 1,256 --warmup 3 --iters 20 --json "$DET/bench_cuda_${v}_${tw}.json"
-      fi
-      run_step "bench_torch_${v}_${tw}" 200 env PYTHONUNBUFFERED=1 python3 "$ROOT/harness/scripts/bench_pytorch.py" \
-        --variant "$v" --tower $tw --precision bf16 --batch 1,256 --modes "$modes" --warmup 3 --iters 20 \
-        --json "$DET/bench_torch_${v}_${tw}.json"
+      run_step "bench_cuda_${v}_${tw}" 120 20 "$TMPD/bc_${v}_${tw}.json" "$EVB" bench --variant "$v" --impl cuda \
+        --precision bf16 --tower $tw --batch 1,256 --warmup 3 --iters 20 --json "$TMPD/bc_${v}_${tw}.json"
+      modes="eager"
+      [ "${GPU_CHECK_COMPILE:-1}" = 1 ] && [ $tw = image ] && modes="eager,compile"
+      run_step "bench_torch_${v}_${tw}" 200 $([ $modes = eager ] && echo 25 || echo 90) "$TMPD/bt_${v}_${tw}.json" \
+        env PYTHONUNBUFFERED=1 LD_LIBRARY_PATH="$ORIG_LD" python3 "$SCRIPTS/bench_pytorch.py" --variant "$v" --tower $tw --precision bf16 \
+        --batch 1,256 --modes "$modes" --warmup 3 --iters 20 --json "$TMPD/bt_${v}_${tw}.json"
     done
   done
-else
-  skip_step bench "GPU_CHECK_SKIP"
-fi
+}
 
-# ---- summary ------------------------------------------------------------------------------------------
-python3 - "$OUT" "$ROOT" <<'PY'
-import json, glob, os, sys, subprocess
-out, root = sys.argv[1], sys.argv[2]
-det = os.path.join(out, "details")
-steps = []
-for line in open(os.path.join(det, "steps.tsv")):
-    n, s, rc, dt = line.rstrip("\n").split("\t")
-    steps.append({"step": n, "status": s, "rc": rc, "seconds": int(dt)})
-def load(p):
-    try:
-        with open(p) as f: return json.load(f)
-    except Exception: return None
-env = open(os.path.join(det, "environment.txt")).read() if os.path.exists(os.path.join(det, "environment.txt")) else ""
-verify = {os.path.basename(p)[7:-5]: load(p) for p in sorted(glob.glob(os.path.join(det, "verify_*.json")))}
-bench = []
-for p in sorted(glob.glob(os.path.join(det, "bench_*.json"))):
-    r = load(p)
-    if isinstance(r, dict): r = [r]
-    for x in r or []:
-        if isinstance(x, dict): bench.append(x)
-ceil = load(os.path.join(det, "gemm_ceiling.json"))
-ok = all(s["status"] in ("pass", "refused", "skipped", "bundle") for s in steps)
-res = {"schema": "evabench-gpu-check/1", "ok": ok, "environment": env, "steps": steps, "verify": verify,
-       "bench": bench, "gemm_ceiling": ceil}
-json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=1)
-L = ["# evabench gpu-check", "", "```", env.strip(), "```", "",
-     f"Overall: **{'PASS' if ok else 'FAIL'}** (fp16 refusals of post-norm families count as expected)", "",
-     "| step | status | rc | s |", "|---|---|---|---|"]
-L += [f"| {s['step']} | {s['status']} | {s['rc']} | {s['seconds']} |" for s in steps]
-if ceil: L += ["", f"bf16 GEMM ceiling (torch.matmul 8192³): {ceil.get('tflops', 0):.0f} TFLOP/s"]
-L += ["", "## Throughput (bf16, items/s; median and p90 ms per batch)", "",
-      "| variant | tower | impl | batch | median ms | p90 ms | items/s | peak device MiB |", "|---|---|---|---|---|---|---|---|"]
-def g(r, k):
-    v = r.get(k)
-    return v
-for r in sorted(bench, key=lambda r: (str(r.get("variant")), str(r.get("tower")), int(r.get("batch") or 0), str(r.get("impl")))):
-    pk = r.get("peak_device_bytes")
-    med, p90, thr = g(r, "median_ms"), g(r, "p90_ms"), g(r, "throughput")
-    L.append(f"| {r.get('variant')} | {r.get('tower')} | {r.get('impl')} | {r.get('batch')} | "
-             f"{med if med is None else f'{med:.3f}'} | {p90 if p90 is None else f'{p90:.3f}'} | "
-             f"{thr if thr is None else f'{thr:.1f}'} | {'' if pk is None else f'{pk/2**20:.0f}'} |")
-# speed-ups of cuda over pytorch at the same variant/tower/batch
-norm = lambda v: str(v).replace("-CLIP", "").replace("bigE", "E")
-idx = {(norm(r.get("variant")), r.get("tower"), r.get("batch"), r.get("impl")): r for r in bench}
-L += ["", "| variant | tower | batch | cuda / eager | cuda / compile |", "|---|---|---|---|---|"]
-for (v, t, b, i), r in sorted(idx.items(), key=lambda kv: str(kv[0])):
-    if i != "cuda" or not r.get("median_ms"): continue
-    def ratio(m):
-        o = idx.get((v, t, b, m))
-        return f"{o['median_ms'] / r['median_ms']:.2f}x" if o and o.get("median_ms") else "n/a"
-    L.append(f"| {v} | {t} | {b} | {ratio('pytorch-eager')} | {ratio('pytorch-compile')} |")
-open(os.path.join(out, "summary.md"), "w").write("\n".join(L) + "\n")
-print("\n".join(L))
-sys.exit(0 if ok else 1)
-PY
-rc=$?
-(cd "$OUT" && tar czf details.tar.gz details && rm -rf details)
-say "done in $(( $(date +%s) - T0 ))s: $OUT/summary.md, results.json, gpu-check.log, details.tar.gz"
-exit $rc
+start_summary
+say "device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+cd "$ROOT" || exit 2
+use_deps
+if build; then
+  if [ "$MODE" = correctness ]; then correctness; else performance; fi
+fi
+LD_LIBRARY_PATH="$ORIG_LD" python3 "$SCRIPTS/gpu_summary.py" "$OUT/results.jsonl" >>"$OUT/summary.md" \
+  2>>"$OUT/steps.log"
+rm -rf "$TMPD"
+say "done in $(( $(date +%s) - T0 ))s: $OUT/summary.md, results.jsonl, steps.log"
+! grep -q '"status": "\(fail\|timeout\)"' "$OUT/results.jsonl"

@@ -52,6 +52,13 @@ typedef struct eva_backend_ops {
     int64_t (*peak_device_bytes)(void *state);
     /* Optional: the measured GEMM rate of the device in precision p (n x n x n), TFLOP/s. */
     eva_status (*gemm_ceiling)(eva_precision p, int n, double *tflops);
+    /* Optional: host memory for inputs and features that the device copies asynchronously
+     * (page-locked); NULL on failure. Without them the harness uses malloc/free. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    /* Optional: the device time of the last encode call in ms, measured on the device (events
+     * from before the input's upload to after the features' download); -1 when unknown. */
+    double (*last_call_ms)(void *state);
 } eva_backend_ops;
 
 /* An open implementation: its table, its state and what it was opened with. */
