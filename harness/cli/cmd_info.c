@@ -1,11 +1,13 @@
 /* cmd_info.c: `evabench info`: the variant registry with exact parameter counts and GFLOPs, the
- * build's features, and (with --variant NAME --json) a variant's config JSON, usable as --config. */
+ * build's features, the attention kernel --impl cuda takes per precision, and (with --variant NAME
+ * --json) a variant's config JSON, usable as --config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "backend_select.h"
 #include "cli.h"
 #include "cmds.h"
 #include "eva_config.h"
@@ -55,6 +57,14 @@ static cJSON *variant_json(int i) {
     cJSON_AddNumberToObject(v, "gflops_text", eva_config_gflops_text(c));
     cJSON_AddNumberToObject(v, "image_size", c->vision.image_size);
     cJSON_AddNumberToObject(v, "embed_dim", c->embed_dim);
+    cJSON *att = cJSON_AddObjectToObject(v, "attention_cuda"); /* the kernel per precision (--impl cuda) */
+    for (int p = 0; p <= EVA_PREC_FP16; p++) {
+        char line[512];
+        if (eva_backend_attention_paths(EVA_IMPL_CUDA, c, (eva_precision)p, line, sizeof line) == EVA_OK)
+            cJSON_AddStringToObject(att, eva_precision_name((eva_precision)p), line);
+        else
+            cJSON_AddNullToObject(att, eva_precision_name((eva_precision)p));
+    }
     char *cj = eva_config_to_json(c, false);
     cJSON_AddItemToObject(v, "config", cj ? cJSON_Parse(cj) : cJSON_CreateNull());
     free(cj);
@@ -122,8 +132,17 @@ static int print_table(int only) {
         const char *const *al = eva_config_builtin_aliases(only);
         printf("\naliases:");
         for (int k = 0; al[k]; k++) printf(" %s", al[k]);
+        printf("\nattention (--impl cuda):\n");
+        for (int p = 0; p <= EVA_PREC_FP16; p++) {
+            char line[512];
+            if (eva_backend_attention_paths(EVA_IMPL_CUDA, eva_config_builtin(only), (eva_precision)p, line,
+                                            sizeof line) == EVA_OK)
+                printf("  %-5s %s\n", eva_precision_name((eva_precision)p), line);
+            else
+                printf("  %-5s (this build has no CUDA)\n", eva_precision_name((eva_precision)p));
+        }
         char *cj = eva_config_to_json(eva_config_builtin(only), true);
-        printf("\nconfig:\n%s\n", cj ? cj : "?");
+        printf("config:\n%s\n", cj ? cj : "?");
         free(cj);
     }
     return 0;

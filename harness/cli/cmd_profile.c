@@ -272,6 +272,11 @@ static eva_status ref_ceiling(double *ceiling, const profile_args *a, bool tty) 
     return st;
 }
 
+/* One line naming the attention kernel(s) this run takes. */
+static void attention_line(const eva_bench_session *s, char *buf, size_t n) {
+    if (eva_backend_attention_paths(s->impl, &s->cfg, s->precision, buf, n) != EVA_OK) snprintf(buf, n, "?");
+}
+
 static void print_header(const eva_bench_session *s, const eva_sysinfo *si, const profile_args *a, double ceiling) {
     printf("evabench profile: %s (config from %s), impl %s, %s, weights %s%s\n", s->cfg.name, s->config_source,
            eva_impl_name(s->impl), eva_precision_name(s->precision), s->weights_desc,
@@ -279,6 +284,9 @@ static void print_header(const eva_bench_session *s, const eva_sysinfo *si, cons
     printf("device: %s\nbuild: %s (%s), %s, %s, gemm kernel %s%s\n", s->device, si->version, si->git_rev,
            si->compiler, si->flags, eva_gemm_kernel_name(),
            si->sanitizers ? ", SANITIZERS (timings not meaningful)" : "");
+    char att[512];
+    attention_line(s, att, sizeof att);
+    printf("attention: %s\n", att);
     const long n = a->ceiling_n;
     if (ceiling > 0 && a->cuda)
         printf("GEMM ceiling: %.1f TFLOP/s (cuBLASLt %ld^3 %s, best of 5, this card)\n", ceiling * 1e-3, n,
@@ -308,6 +316,9 @@ static cJSON *root_json(const eva_bench_session *s, const eva_sysinfo *si, const
     cJSON_AddStringToObject(root, "precision", eva_precision_name(s->precision));
     cJSON_AddStringToObject(root, "weights", s->weights_desc);
     cJSON_AddStringToObject(root, "device", s->device);
+    char att[512];
+    attention_line(s, att, sizeof att);
+    cJSON_AddStringToObject(root, "attention", att);
     cJSON_AddStringToObject(root, "timing",
                             a->cuda ? "cuda events between tap boundaries (device); total: host wall clock incl. upload"
                                     : "cpu wall clock between tap boundaries");

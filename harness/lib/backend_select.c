@@ -1,6 +1,7 @@
 /* backend_select.c: --impl / --precision, the choice of implementation, config resolution. */
 #include "backend_select.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "eva_checkpoint.h"
@@ -28,6 +29,19 @@ eva_status eva_backend_check(eva_impl impl, eva_precision p) {
     return eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: this build has no CUDA (nvcc was not found at build time)");
 #else
     return EVA_OK;
+#endif
+}
+
+eva_status eva_backend_attention_paths(eva_impl impl, const eva_config *cfg, eva_precision p, char *buf, size_t n) {
+    if (!cfg || !buf || n == 0) return eva_fail(EVA_ERR_INVALID_ARG, "attention paths: NULL argument");
+    if (impl == EVA_IMPL_REF) {
+        snprintf(buf, n, "image and text: fp32 SGEMM per (batch, head) for scores and P.V, double row sums");
+        return EVA_OK;
+    }
+#ifdef EVA_HAVE_CUDA
+    return eva_cuda_attention_paths(cfg, p, buf, n);
+#else
+    return eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: this build has no CUDA (nvcc was not found at build time)");
 #endif
 }
 

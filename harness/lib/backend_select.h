@@ -21,6 +21,11 @@ eva_status eva_backend_select(eva_impl *impl, eva_precision *p, const char *impl
 /* eva_backend_check, then eva_backend_open with the table of `impl`; max_batch 0 = default. */
 eva_status eva_backend_open_impl(eva_backend *b, eva_impl impl, eva_precision p, const eva_model *m, int max_batch);
 
+/* One line naming the attention kernel(s) `impl` runs for cfg at precision p (for info and
+ * profile): for cuda, per tower, tensor cores or CUDA cores, the padded head dim and whether RoPE
+ * is fused; EVA_ERR_UNSUPPORTED when the build lacks the implementation. Needs no device. */
+eva_status eva_backend_attention_paths(eva_impl impl, const eva_config *cfg, eva_precision p, char *buf, size_t n);
+
 /* Config resolution shared by the commands: --config PATH, else --variant NAME, else
  * `fallback_json` (a golden's config attribute, described by fallback_source), else what the
  * weights say (eva_checkpoint_config: metadata, open_clip_config.json beside them, tensor shapes).
