@@ -90,10 +90,10 @@ bundle_env() {
   export PKG_CONFIG_LIBDIR="$ML/pkgconfig:$R/usr/share/pkgconfig"
   export PKG_CONFIG_SYSROOT_DIR="$R"
   export CMAKE_PREFIX_PATH="$R/usr:${CMAKE_PREFIX_PATH:-}"
+  export CPATH="$R/usr/include/x86_64-linux-gnu:${CPATH:-}" # multiarch headers (jconfig.h)
   export LIBRARY_PATH="$ML:$ML/hdf5/serial:${LIBRARY_PATH:-}"
   export LD_LIBRARY_PATH="$ML:$ML/hdf5/serial:${LD_LIBRARY_PATH:-}"
-  BUNDLE_CMAKE="-DHDF5_C_INCLUDE_DIR=$R/usr/include/hdf5/serial -DHDF5_C_LIBRARY=$ML/hdf5/serial/libhdf5.so
-    -DHDF5_C_LIBRARY_hdf5=$ML/hdf5/serial/libhdf5.so -DZLIB_ROOT=$R/usr -DPNG_PNG_INCLUDE_DIR=$R/usr/include
+  BUNDLE_CMAKE="-DHDF5_C_INCLUDE_DIR=$R/usr/include/hdf5/serial -DZLIB_ROOT=$R/usr -DPNG_PNG_INCLUDE_DIR=$R/usr/include
     -DPNG_LIBRARY=$ML/libpng16.so -DJPEG_INCLUDE_DIR=$R/usr/include -DJPEG_LIBRARY=$ML/libjpeg.so
     -DPKG_CONFIG_EXECUTABLE=$R/usr/bin/pkgconf"
 }
