@@ -241,7 +241,7 @@ static int pick_fastest(eva_cu_gemm_ctx *g, gemm_plan *p, const cublasLtMatmulHe
 
 /* Builds p (key fields set) as a cuBLASLt plan with the bias epilogue, a cuBLASLt plan without
  * one, or a cublasGemmEx plan, the first that works (see the top of the file). */
-static void build_plan(eva_cu_gemm_ctx *g, gemm_plan *p, void *out, const void *x, const void *w,
+static void build_plan(eva_cu_gemm_ctx *g, gemm_plan *p, void *out, const void *x, const void *w, const void *bias,
                        cudaStream_t stream) {
     cublasLtMatmulHeuristicResult_t res[EVA_GEMM_CANDIDATES];
     const gemm_plan key = *p;
@@ -252,7 +252,10 @@ static void build_plan(eva_cu_gemm_ctx *g, gemm_plan *p, void *out, const void *
         if (lt_describe(g, p, epi, EVA_GEMM_CANDIDATES, res, &found) == CUBLAS_STATUS_SUCCESS && found > 0) {
             p->kind = PLAN_LT;
             p->epi_bias = epi;
-            p->algo = res[pick_fastest(g, p, res, found, out, x, w, stream)].algo;
+            /* the timed runs read the bias through the epilogue: its pointer must be set */
+            const int timed = !epi || cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                                      sizeof bias) == CUBLAS_STATUS_SUCCESS;
+            p->algo = res[timed ? pick_fastest(g, p, res, found, out, x, w, stream) : 0].algo;
             return;
         }
         plan_destroy(p);
@@ -264,7 +267,7 @@ static void build_plan(eva_cu_gemm_ctx *g, gemm_plan *p, void *out, const void *
 }
 
 static gemm_plan *get_plan(eva_cu_gemm_ctx *g, const gemm_plan *key, void *out, const void *x, const void *w,
-                           cudaStream_t stream) {
+                           const void *bias, cudaStream_t stream) {
     for (int i = 0; i < g->nplans; i++) {
         gemm_plan *q = &g->plans[i];
         if (q->M == key->M && q->C == key->C && q->K == key->K && q->ldx == key->ldx && q->ldw == key->ldw &&
@@ -278,7 +281,7 @@ static gemm_plan *get_plan(eva_cu_gemm_ctx *g, const gemm_plan *key, void *out, 
     }
     gemm_plan *p = &g->plans[g->nplans++];
     *p = *key;
-    build_plan(g, p, out, x, w, stream);
+    build_plan(g, p, out, x, w, bias, stream);
     return p;
 }
 
@@ -349,7 +352,7 @@ static eva_status run_plain(eva_cu_gemm_ctx *g, void *out, const void *x, const 
     key.M = M, key.C = C, key.K = K, key.ldx = ldx, key.ldw = ldw, key.ldo = ldo, key.transA = transA;
     key.bias = bias != NULL, key.batch = 1;
     key.align = product_align(g, out, x, w, bias, K, C, ldx, ldw, ldo, transA);
-    const gemm_plan *p = get_plan(g, &key, out, x, w, stream);
+    const gemm_plan *p = get_plan(g, &key, out, x, w, bias, stream);
     g->last = p->kind == PLAN_GEMMEX ? EVA_CU_GEMM_GEMMEX : p->epi_bias || !bias ? EVA_CU_GEMM_LT : EVA_CU_GEMM_LT_BETA;
     return exec_plan(g, p, out, x, w, bias, stream);
 }
@@ -392,7 +395,7 @@ static eva_status run_splitk(eva_cu_gemm_ctx *g, float *out, const float *x, con
         memset(&key, 0, sizeof key);
         key.M = m, key.C = C, key.K = kc, key.ldx = ldx, key.ldw = K, key.ldo = C, key.batch = full;
         key.align = product_align(g, g->splitk, xr, w, NULL, kc, C, ldx, K, C, 0);
-        const gemm_plan *p = get_plan(g, &key, g->splitk, xr, w, stream);
+        const gemm_plan *p = get_plan(g, &key, g->splitk, xr, w, NULL, stream);
         if (p->kind != PLAN_LT || full < 1) { /* no batched plan: one call per chunk */
             for (int s = 0; s < full; s++)
                 EVA_TRY(run_plain(g, g->splitk + (long long)s * m * C, xr + (long long)s * kc, w + (long long)s * kc,

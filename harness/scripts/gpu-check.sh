@@ -15,7 +15,8 @@
 #                                     dependencies as a folder to carry to a machine without them
 #   gpu-check.sh --check-bundle DIR ROOTFS   builds and tests evabench (without CUDA) inside the
 #                                     minimal Debian root file system ROOTFS (debootstrap) with only
-#                                     the bundle DIR for its libraries, and lists every binary's libs
+#                                     the bundle DIR for its libraries, runs the unit suites that use
+#                                     them, and lists every binary's libraries (ldd)
 #
 # Every step appends, as soon as it ends, a row to OUTDIR/summary.md, one JSON line to
 # OUTDIR/results.jsonl ({"step", "status", "rc", "seconds", "data": the step's JSON output or
@@ -91,8 +92,9 @@ bundle_env() {
   export PKG_CONFIG_SYSROOT_DIR="$R"
   export CMAKE_PREFIX_PATH="$R/usr:${CMAKE_PREFIX_PATH:-}"
   export CPATH="$R/usr/include/x86_64-linux-gnu:${CPATH:-}" # multiarch headers (jconfig.h)
-  export LIBRARY_PATH="$ML:$ML/hdf5/serial:${LIBRARY_PATH:-}"
-  export LD_LIBRARY_PATH="$ML:$ML/hdf5/serial:${LD_LIBRARY_PATH:-}"
+  # Debian 12 packages put some libraries (zlib, com_err, keyutils) under /lib
+  export LIBRARY_PATH="$ML:$ML/hdf5/serial:$R/lib/x86_64-linux-gnu:${LIBRARY_PATH:-}"
+  export LD_LIBRARY_PATH="$ML:$ML/hdf5/serial:$R/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
   BUNDLE_CMAKE="-DHDF5_C_INCLUDE_DIR=$R/usr/include/hdf5/serial -DZLIB_ROOT=$R/usr -DPNG_PNG_INCLUDE_DIR=$R/usr/include
     -DPNG_LIBRARY=$ML/libpng16.so -DJPEG_INCLUDE_DIR=$R/usr/include -DJPEG_LIBRARY=$ML/libjpeg.so
     -DPKG_CONFIG_EXECUTABLE=$R/usr/bin/pkgconf"
@@ -112,11 +114,12 @@ check_bundle() {
   git -C "$ROOT" archive HEAD | tar -x -C "$rootfs/evabench/src" || exit 3
   cp -a "$dir" "$rootfs/evabench/.gpudeps"
   chroot "$rootfs" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash -c '
-    set -e; cd /evabench; source <(sed -n "/^bundle_env() {/,/^}/p" src/harness/scripts/gpu-check.sh)
+    set -e -o pipefail; cd /evabench; source <(sed -n "/^bundle_env() {/,/^}/p" src/harness/scripts/gpu-check.sh)
     bundle_env /evabench/.gpudeps
     cmake -S src -B build -DCMAKE_BUILD_TYPE=Release -DEVABENCH_CUDA=OFF -DEVABENCH_NATIVE=OFF $BUNDLE_CMAKE >cfg.log
     cmake --build build -j 2 >build.log 2>&1 || { tail -30 build.log; exit 1; }
-    (cd build && ctest -L unit --output-on-failure | tail -4)
+    # the unit suites of every bundled library: HDF5, libpng/libjpeg/zlib, utf8proc, cJSON, Check
+    (cd build && ctest -R "unit_(golden_io|image|tokenizer|config|safetensors|weights)" --output-on-failure | tail -4)
     echo "--- ldd (LD_LIBRARY_PATH = the bundle only):"
     for b in build/evabench build/test_unit_golden_io; do ldd $b | sed "s|^|$b: |"; done
     ! ldd build/evabench build/test_unit_golden_io | grep "not found"
