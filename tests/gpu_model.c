@@ -252,8 +252,17 @@ START_TEST(test_graph_tail) {
     ck_assert_msg(eva_cuda_model_create(&cm, &m, EVA_PREC_BF16, 4) == EVA_OK, "%s", eva_last_error());
     for (int i = 0; i < 3; i++) {
         ck_assert_msg(eva_cuda_encode_image(cm, f[i], px, B, NULL) == EVA_OK, "%s", eva_last_error());
+        ck_assert_msg(eva_cuda_last_call_ms(cm) > 0.0, "%s: no device span for the image call", fam);
         ck_assert_msg(eva_cuda_encode_text(cm, tf[i], ids, B, NULL) == EVA_OK, "%s", eva_last_error());
+        ck_assert_msg(eva_cuda_last_call_ms(cm) > 0.0, "%s: no device span for the text call", fam);
     }
+    /* page-locked inputs give the same features */
+    float *pin = eva_cuda_host_alloc(sizeof(float) * B * px1), *pf = eva_cuda_host_alloc(sizeof(float) * B * E);
+    ck_assert(pin && pf);
+    memcpy(pin, px, sizeof(float) * B * px1);
+    ck_assert_int_eq(eva_cuda_encode_image(cm, pf, pin, B, NULL), EVA_OK);
+    ck_assert_msg(memcmp(pf, f[0], sizeof(float) * B * E) == 0, "%s: pinned input differs", fam);
+    eva_cuda_host_free(pin), eva_cuda_host_free(pf);
     ck_assert_int_eq(eva_cuda_encode_image(cm, e, px, 4, &tap), EVA_OK); /* eager chunks */
     ck_assert_int_eq(eva_cuda_encode_image(cm, e + 4 * E, px + 4 * px1, 2, &tap), EVA_OK);
     ck_assert_int_eq(eva_cuda_encode_text(cm, te, ids, 4, &tap), EVA_OK);
