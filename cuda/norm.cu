@@ -2,10 +2,63 @@
  * eva_cuda_ops.h. One thread block per row; two-pass statistics (mean, then centred variance)
  * accumulated in double with a fixed-order block reduction, so results are deterministic and the
  * post-norm families' large residual streams keep their precision. Each thread touches the same
- * columns in every pass, so in-place use needs no extra barrier.
+ * columns in every pass, so in-place use needs no extra barrier. Rows up to 8 x threads wide (every
+ * EVA width) are read once into registers; wider rows are re-read for each pass (same results).
  * CPU twins: eva_ref_layernorm, eva_ref_rmsnorm, eva_ref_add (ref/ref_ops.h).
  */
 #include "cuda_common.cuh"
+
+#define NORM_PT 8 /* values per thread kept in registers: rows up to 8 x blockDim.x wide */
+
+/* The same arithmetic in the same order as the loops of norm_kernel, with the row read once into
+ * registers (one read of the input, one write of each output). */
+template <typename T>
+__device__ __forceinline__ void norm_row_cached(float *xr, const T *ar, T *ur, T *xcr, const float *w, const float *b,
+                                                int C, double eps, int rms, int mode, double *sh) {
+    float v[NORM_PT];
+    double s = 0.0;
+#pragma unroll
+    for (int i = 0; i < NORM_PT; i++) {
+        const int c = threadIdx.x + i * blockDim.x;
+        v[i] = 0.0f;
+        if (c >= C) continue;
+        if (mode == EVA_CU_NORM_PRE) {
+            v[i] = xr[c];
+            if (ar) {
+                v[i] += eva::ld(ar, c);
+                xr[c] = v[i];
+            }
+        } else {
+            v[i] = eva::ld(ar, c);
+        }
+        s += rms ? (double)v[i] * v[i] : (double)v[i];
+    }
+    s = eva::block_sum(s, sh);
+    double mean = 0.0, var;
+    if (rms) {
+        var = s / C;
+    } else {
+        mean = s / C;
+        double q = 0.0;
+#pragma unroll
+        for (int i = 0; i < NORM_PT; i++)
+            if (threadIdx.x + i * blockDim.x < C) q += ((double)v[i] - mean) * ((double)v[i] - mean);
+        var = eva::block_sum(q, sh) / C;
+    }
+    const double rstd = 1.0 / sqrt(var + eps);
+#pragma unroll
+    for (int i = 0; i < NORM_PT; i++) {
+        const int c = threadIdx.x + i * blockDim.x;
+        if (c >= C) continue;
+        float y = (float)(((double)v[i] - mean) * rstd * (double)w[c] + (b ? (double)b[c] : 0.0));
+        if (mode == EVA_CU_NORM_POST) {
+            float xn = xr[c] + y;
+            xr[c] = xn;
+            if (xcr) eva::st(xcr, c, xn);
+        }
+        if (ur) eva::st(ur, c, y);
+    }
+}
 
 template <typename T>
 __global__ void norm_kernel(float *x, const T *a, T *u, T *xc, const float *w, const float *b, int C, long long ld,
@@ -16,6 +69,10 @@ __global__ void norm_kernel(float *x, const T *a, T *u, T *xc, const float *w, c
     const T *ar = a ? a + row * ld : nullptr;
     T *ur = u ? u + row * ld : nullptr;
     T *xcr = xc ? xc + row * ld : nullptr;
+    if (C <= NORM_PT * (int)blockDim.x) { /* block-uniform: the row stays in registers */
+        norm_row_cached<T>(xr, ar, ur, xcr, w, b, C, eps, rms, mode, sh);
+        return;
+    }
     /* pass 1: the input v (and the residual add of the pre-norm mode), sum of v */
     double s = 0.0;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
