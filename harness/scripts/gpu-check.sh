@@ -23,7 +23,8 @@
 # null}) and its whole output to OUTDIR/steps.log, so a run that is killed keeps everything up to
 # its last finished step. A step that would not fit the time budget (GPU_CHECK_BUDGET seconds,
 # default 270) is recorded as skipped. Exit status 0 iff no step failed or timed out (fp16 refused
-# for the post-norm families, by design, is recorded as refused).
+# for the post-norm families, by design, is recorded as refused; compute-sanitizer refusing the
+# machine as unsupported).
 #
 # Environment: GPU_CHECK_BUILD=dir (default build-gpu), GPU_CHECK_JOBS=N (default nproc),
 # GPU_CHECK_BUDGET=s, GPU_CHECK_COMPILE=0 (no torch.compile), GPU_CHECK_VARIANTS="EVA02-B-16 ..."
@@ -184,6 +185,13 @@ print(json.dumps({"step": name, "status": status, "rc": None if rc == "-" else i
 PY
 }
 
+# relabel STATUS: the last step failed for a reason that is not a failure of evabench (fp16 refused
+# by design; compute-sanitizer that does not support the machine)
+relabel() {
+  sed -i "\$ s/| fail |/| $1 |/" "$OUT/summary.md"
+  sed -i "\$ s/\"status\": \"fail\"/\"status\": \"$1\"/" "$OUT/results.jsonl"
+}
+
 start_summary() {
   { echo "# evabench gpu-check: $MODE"; echo; echo '```';
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -2
@@ -226,16 +234,14 @@ correctness() {
         --impl cuda --precision "$p" --json "$TMPD/verify_${fam}_${p}.json"
       rc=$?
       # fp16 is refused (exit 2) for the post-norm families by design
-      if [ $rc -eq 2 ] && [ $p = fp16 ] && grep -q "refused" "$TMPD/verify_${fam}_${p}.log"; then
-        sed -i '$ s/| fail |/| refused |/' "$OUT/summary.md"
-        sed -i '$ s/"status": "fail"/"status": "refused"/' "$OUT/results.jsonl"
-      fi
+      if [ $rc -eq 2 ] && [ $p = fp16 ] && grep -q "refused" "$TMPD/verify_${fam}_${p}.log"; then relabel refused; fi
     done
   done
   if command -v compute-sanitizer >/dev/null; then
     for p in fp32 bf16; do
       run_step "memcheck_eva02_$p" 90 45 - compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$EVB" verify --golden "$ROOT/golden/tiny/eva02.h5" --impl cuda --precision $p
+        "$EVB" verify --golden "$ROOT/golden/tiny/eva02.h5" --impl cuda --precision $p ||
+        { grep -q "Device not supported" "$TMPD/memcheck_eva02_$p.log" && relabel unsupported; }
     done
   else
     record memcheck skipped - 0 - "no compute-sanitizer on this machine"
