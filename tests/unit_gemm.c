@@ -1,8 +1,9 @@
 /* unit_gemm.c: the reference SGEMM (ref_gemm.h) against a naive double-precision loop written here,
  * at awkward shapes (1x1x1, M = 1, odd K, N not a multiple of 16 or of the 12-row tile, K of a
  * patch embedding 3*16*16, a B/16 qkv projection 197x768 -> 2304), with strides larger than the
- * rows, with and without bias, on both micro-kernels (AVX-512 where compiled, portable always),
- * serial and parallel; and that both kernels and every thread count give bit-identical results. */
+ * rows, with and without bias, on every micro-kernel this CPU can run (portable always; AVX2,
+ * AVX-512 or NEON where the CPU has them), serial and parallel; that every kernel and every thread
+ * count give the portable kernel's bits; and the kernel selection (names, EVA_GEMM_KERNEL). */
 #include <check.h>
 
 #include "check_main.h"
@@ -13,6 +14,9 @@
 
 #include "eva_half.h"
 #include "ref_gemm.h"
+
+static const char *const kernels[] = {"portable", "avx2", "avx512", "neon"};
+enum { NKERNELS = sizeof kernels / sizeof kernels[0] };
 
 static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
 static float frand(void) { /* uniform in [-1, 1) */
@@ -80,6 +84,22 @@ static void all_shapes(run_mode mode) {
 START_TEST(test_shapes_default_kernel) { all_shapes(RUN_PARALLEL); }
 END_TEST
 
+/* Every kernel this CPU runs, on every shape, parallel and serial. */
+START_TEST(test_shapes_each_kernel) {
+    int ran = 0;
+    for (int i = 0; i < NKERNELS; i++) {
+        if (!eva_gemm_kernel_available(kernels[i])) continue;
+        ck_assert_int_eq(eva_gemm_set_kernel(kernels[i]), EVA_OK);
+        ck_assert_str_eq(eva_gemm_kernel_name(), kernels[i]);
+        all_shapes(RUN_PARALLEL);
+        all_shapes(RUN_SERIAL);
+        ran++;
+    }
+    ck_assert_int_ge(ran, 1);
+    ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
+}
+END_TEST
+
 START_TEST(test_shapes_portable_kernel) {
     bool prev = eva_gemm_force_portable(true);
     ck_assert_str_eq(eva_gemm_kernel_name(), "portable");
@@ -98,26 +118,82 @@ START_TEST(test_large_shapes) {
 }
 END_TEST
 
-/* Both kernels, the serial entry and every thread count perform the same float operations. */
-START_TEST(test_bit_identical) {
-    const int M = 101, C = 45, K = 300;
+/* Every kernel, the serial entry and every thread count perform the same float operations: the
+ * portable kernel's bits, at shapes with a full last panel, a last panel of <= 16 tokens (the
+ * half-width paths), a K that is not a multiple of the chain length, and a short chain (kc 16). */
+static void check_identical(int M, int C, int K, int kc) {
     float *x = randv((size_t)M * K), *w = randv((size_t)C * K), *b = randv(C);
-    float *o1 = malloc(sizeof(float) * M * C), *o2 = malloc(sizeof(float) * M * C), *o3 = malloc(sizeof(float) * M * C);
-    float *o4 = malloc(sizeof(float) * M * C);
+    const size_t n = (size_t)M * C;
+    float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
     float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
-    eva_gemm_nt(o1, x, w, b, M, C, K, K, K, C, 0);
-    eva_gemm_nt(o2, x, w, b, M, C, K, K, K, C, 1);
-    eva_gemm_nt_serial(o3, scratch, x, w, b, M, C, K, K, K, C, 0);
-    bool prev = eva_gemm_force_portable(true);
-    eva_gemm_nt(o4, x, w, b, M, C, K, K, K, C, 0);
-    eva_gemm_force_portable(prev);
-    ck_assert(memcmp(o1, o2, sizeof(float) * M * C) == 0);
-    ck_assert(memcmp(o1, o3, sizeof(float) * M * C) == 0);
-    ck_assert_msg(memcmp(o1, o4, sizeof(float) * M * C) == 0, "portable and %s kernels differ",
-                  eva_gemm_kernel_name());
-    eva_gemm_nt_serial(o4, NULL, x, w, b, M, C, K, K, K, C, 0); /* no scratch: plain loops */
-    ck_assert(memcmp(o1, o4, sizeof(float) * M * C) == 0);
-    free(x), free(w), free(b), free(o1), free(o2), free(o3), free(o4), free(scratch);
+    ck_assert_int_eq(eva_gemm_set_kernel("portable"), EVA_OK);
+    eva_gemm_nt_serial(want, scratch, x, w, b, M, C, K, K, K, C, kc);
+    for (int i = 0; i < NKERNELS; i++) {
+        if (!eva_gemm_kernel_available(kernels[i])) continue;
+        ck_assert_int_eq(eva_gemm_set_kernel(kernels[i]), EVA_OK);
+        eva_gemm_nt_serial(got, scratch, x, w, b, M, C, K, K, K, C, kc);
+        ck_assert_msg(memcmp(want, got, sizeof(float) * n) == 0, "%s serial differs from portable (M%d C%d K%d kc%d)",
+                      kernels[i], M, C, K, kc);
+        if (kc > 0) continue; /* the parallel entry always uses EVA_GEMM_KC */
+        for (int threads = 0; threads <= 3; threads++) {
+            memset(got, 0, sizeof(float) * n);
+            eva_gemm_nt(got, x, w, b, M, C, K, K, K, C, threads);
+            ck_assert_msg(memcmp(want, got, sizeof(float) * n) == 0,
+                          "%s on %d threads differs from portable (M%d C%d K%d)", kernels[i], threads, M, C, K);
+        }
+    }
+    eva_gemm_nt_serial(got, NULL, x, w, b, M, C, K, K, K, C, kc); /* no scratch: plain loops */
+    ck_assert(memcmp(want, got, sizeof(float) * n) == 0);
+    ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
+    free(x), free(w), free(b), free(want), free(got), free(scratch);
+}
+
+START_TEST(test_bit_identical) {
+    check_identical(101, 45, 300, 0);
+    check_identical(64, 24, 512, 0);
+    check_identical(48, 13, 77, 0);
+    check_identical(197, 30, 64, 16);
+    check_identical(17, 12, 197, 0);
+}
+END_TEST
+
+/* Selection by name and by EVA_GEMM_KERNEL: every available kernel can be forced, "auto" picks
+ * the widest, an unknown name is bad input and a kernel the CPU lacks is refused (and the
+ * previous choice kept). */
+START_TEST(test_kernel_selection) {
+    ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
+    const char *best = eva_gemm_kernel_name();
+    ck_assert(eva_gemm_kernel_available(best));
+    bool wider = false; /* no available kernel after the best in {avx512, avx2, neon} order */
+    if (strcmp(best, "portable") == 0)
+        for (int i = 1; i < NKERNELS; i++) wider = wider || eva_gemm_kernel_available(kernels[i]);
+    ck_assert_msg(!wider, "auto chose portable although a vector kernel runs here");
+    if (eva_gemm_kernel_available("avx512")) ck_assert_str_eq(best, "avx512");
+    ck_assert(eva_gemm_kernel_available("portable"));
+    ck_assert(!eva_gemm_kernel_available("sse9"));
+    ck_assert_int_eq(eva_gemm_set_kernel("sse9"), EVA_ERR_INVALID_ARG);
+    ck_assert_str_eq(eva_gemm_kernel_name(), best);
+    for (int i = 0; i < NKERNELS; i++) {
+        ck_assert_int_eq(setenv("EVA_GEMM_KERNEL", kernels[i], 1), 0);
+        eva_status st = eva_gemm_kernel_from_env();
+        if (eva_gemm_kernel_available(kernels[i])) {
+            ck_assert_int_eq(st, EVA_OK);
+            ck_assert_str_eq(eva_gemm_kernel_name(), kernels[i]);
+        } else {
+            ck_assert_int_eq(st, EVA_ERR_UNSUPPORTED);
+            ck_assert_msg(strstr(eva_last_error(), kernels[i]) != NULL, "%s", eva_last_error());
+        }
+    }
+    ck_assert_int_eq(setenv("EVA_GEMM_KERNEL", "fast", 1), 0);
+    ck_assert_int_eq(eva_gemm_kernel_from_env(), EVA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(eva_last_error(), "EVA_GEMM_KERNEL") != NULL, "%s", eva_last_error());
+    ck_assert_int_eq(unsetenv("EVA_GEMM_KERNEL"), 0);
+    ck_assert_int_eq(setenv("EVA_GEMM_PORTABLE", "1", 1), 0);
+    ck_assert_int_eq(eva_gemm_kernel_from_env(), EVA_OK);
+    ck_assert_str_eq(eva_gemm_kernel_name(), "portable");
+    ck_assert_int_eq(unsetenv("EVA_GEMM_PORTABLE"), 0);
+    ck_assert_int_eq(eva_gemm_kernel_from_env(), EVA_OK);
+    ck_assert_str_eq(eva_gemm_kernel_name(), best);
 }
 END_TEST
 
@@ -125,14 +201,14 @@ END_TEST
  * kc (fused, where the target has a fast fma) multiply-adds over consecutive k (restarting at
  * multiples of kc), each chain added to
  * a double, then the bias added in double and the sum rounded to float once. */
-static void check_bit_exact(int M, int C, int K, int kc, bool portable) {
+static void check_bit_exact(int M, int C, int K, int kc, const char *kernel) {
     float *x = randv((size_t)M * K), *w = randv((size_t)C * K), *b = randv(C);
     float *out = malloc(sizeof(float) * (size_t)M * C);
     float *scratch = malloc(sizeof(float) * (size_t)eva_gemm_scratch_floats(M, K));
-    bool prev = eva_gemm_force_portable(portable);
+    ck_assert_int_eq(eva_gemm_set_kernel(kernel), EVA_OK);
     eva_gemm_nt_serial(out, scratch, x, w, b, M, C, K, K, K, C, kc);
-    const bool fused = eva_gemm_fused(); /* as the kernel that ran */
-    eva_gemm_force_portable(prev);
+    ck_assert(eva_gemm_fused());
+    ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
     const int chain = kc > 0 ? kc : EVA_GEMM_KC;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < C; j++) {
@@ -141,22 +217,25 @@ static void check_bit_exact(int M, int C, int K, int kc, bool portable) {
                 float f = 0.0f;
                 for (int k = k0; k < k0 + chain && k < K; k++) {
                     float a = w[(size_t)j * K + k], xv = x[(size_t)i * K + k];
-                    f = fused ? fmaf(a, xv, f) : f + a * xv;
+                    f = fmaf(a, xv, f);
                 }
                 s += f;
             }
             float want = (float)(s + b[j]);
             ck_assert_msg(out[(size_t)i * C + j] == want, "kc %d %s M%d C%d K%d [%d,%d]: %.9g, model %.9g", kc,
-                          portable ? "portable" : "default", M, C, K, i, j, out[(size_t)i * C + j], want);
+                          kernel, M, C, K, i, j, out[(size_t)i * C + j], want);
         }
     free(x), free(w), free(b), free(out), free(scratch);
 }
 
 START_TEST(test_numerics_model) {
-    check_bit_exact(37, 29, 300, 0, false);
-    check_bit_exact(37, 29, 300, 8, false);
-    check_bit_exact(20, 13, 77, 8, true);
-    check_bit_exact(5, 14, 520, 0, true);
+    for (int i = 0; i < NKERNELS; i++) {
+        if (!eva_gemm_kernel_available(kernels[i])) continue;
+        check_bit_exact(37, 29, 300, 0, kernels[i]);
+        check_bit_exact(37, 29, 300, 8, kernels[i]);
+        check_bit_exact(20, 13, 77, 8, kernels[i]);
+        check_bit_exact(5, 14, 520, 0, kernels[i]);
+    }
 }
 END_TEST
 
@@ -226,6 +305,8 @@ static Suite *gemm_suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_shapes_default_kernel);
     tcase_add_test(tc, test_shapes_portable_kernel);
+    tcase_add_test(tc, test_shapes_each_kernel);
+    tcase_add_test(tc, test_kernel_selection);
     tcase_add_test(tc, test_shapes_serial);
     tcase_add_test(tc, test_large_shapes);
     tcase_add_test(tc, test_bit_identical);

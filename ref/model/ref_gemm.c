@@ -23,12 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eva_status.h"
+
 #ifdef EVA_HAVE_OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
-#define EVA_GEMM_AVX512 1
+#define EVA_GEMM_X86 1 /* the AVX2+FMA and AVX-512 kernels are compiled (per-function targets) */
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#define EVA_GEMM_NEON 1
 #endif
 
 #define MR 12                    /* output channels (weight rows) per tile */
@@ -37,36 +43,6 @@
 #define KB 256                   /* k per cache block: a packed weight tile (12 KiB) stays in L1 */
 #define PACK_BUDGET (320 * 1024) /* floats of packed x per token block (1.25 MiB, within an L2) */
 #define TB_MAX 512               /* tokens per block at most (bounds the double tile buffer) */
-
-static int force_portable = -1; /* -1: not decided yet (reads EVA_GEMM_PORTABLE once) */
-
-bool eva_gemm_force_portable(bool on) {
-    bool prev = force_portable == 1;
-    force_portable = on ? 1 : 0;
-    return prev;
-}
-
-static bool use_portable(void) {
-    if (force_portable < 0) {
-        const char *e = getenv("EVA_GEMM_PORTABLE");
-        force_portable = (e && e[0] == '1') ? 1 : 0;
-    }
-#ifdef EVA_GEMM_AVX512
-    return force_portable == 1;
-#else
-    return true;
-#endif
-}
-
-bool eva_gemm_fused(void) {
-#ifdef FP_FAST_FMAF
-    return true;
-#else
-    return !use_portable();
-#endif
-}
-
-const char *eva_gemm_kernel_name(void) { return use_portable() ? "portable" : "avx512"; }
 
 /* Tokens per packed block: as many panels as fit the budget (at least one, at most TB_MAX),
  * then evened out over the blocks M needs so that no block is a sliver. */
@@ -137,24 +113,24 @@ static void widen_w(float *wt, eva_wmat w, size_t first, size_t n) {
 
 /* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wt[i][k] * panel[k][j] ----------------
  * wt: MR weight rows, a KB-long slice of each copied to wt[i * KB + k] (stays in L1 across the
- * panels); panel: a packed token panel. The float sums restart every KC products and are folded into dacc
- * (double). */
-
-/* One multiply-add: fused where the target has a fast fma (then bit-identical to the AVX-512
- * kernel), else multiply then add (a libm fmaf call per product would be ~50x slower). */
-#ifdef FP_FAST_FMAF
-#define MADD(a, x, acc) fmaf(a, x, acc)
-#else
-#define MADD(a, x, acc) ((acc) + (a) * (x))
-#endif
+ * panels); panel: a packed token panel whose first ntok tokens are real (the others are padding,
+ * whose sums are never read). Every kernel computes, for every output, float chains of fused
+ * multiply-adds over consecutive k that restart every kc products, each chain added to its
+ * double sum in k order: the same operations in the same order, hence the same bits. They differ
+ * only in how many outputs they keep in registers at once. */
+typedef void (*tile_fn)(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc, int ntok);
 
 /* Portable: plain loops over a 6 x 16 sub-tile at a time (small enough for the compiler to keep
- * in vector registers), the j loop unit-stride over 16 tokens. Every output still gets the same
- * chains of at most kc products as in the AVX-512 kernel. */
-static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
+ * in vector registers), the j loop unit-stride over 16 tokens. fmaf is one rounding by
+ * definition: inlined as an instruction where the target has fma, a libm call elsewhere (slow,
+ * but the same bits as every other kernel on every host). */
+static inline __attribute__((always_inline)) void tile_portable_body(double dacc[MR][NR], const float *wt,
+                                                                     const float *panel, int klen, int kc,
+                                                                     int ntok) {
     enum { SR = 6, SN = 16 };
+    const int nn = ntok > SN ? NR : SN;
     for (int i0 = 0; i0 < MR; i0 += SR)
-        for (int j0 = 0; j0 < NR; j0 += SN)
+        for (int j0 = 0; j0 < nn; j0 += SN)
             for (int k0 = 0; k0 < klen; k0 += kc) {
                 int k1 = k0 + kc < klen ? k0 + kc : klen;
                 float acc[SR][SN] = {{0}};
@@ -162,7 +138,7 @@ static void tile_portable(double dacc[MR][NR], const float *wt, const float *pan
                     const float *xk = panel + (size_t)k * NR + j0;
                     for (int i = 0; i < SR; i++) {
                         const float a = wt[(i0 + i) * KB + k];
-                        for (int j = 0; j < SN; j++) acc[i][j] = MADD(a, xk[j], acc[i][j]);
+                        for (int j = 0; j < SN; j++) acc[i][j] = __builtin_fmaf(a, xk[j], acc[i][j]);
                     }
                 }
                 for (int i = 0; i < SR; i++)
@@ -170,10 +146,59 @@ static void tile_portable(double dacc[MR][NR], const float *wt, const float *pan
             }
 }
 
-#ifdef EVA_GEMM_AVX512
-/* The same tile with AVX-512 intrinsics: 24 accumulators (12 rows x 2 vectors of 16 tokens),
- * two panel loads and twelve broadcasts per k. */
-static inline void fold16(double *d, __m512 s) {
+static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc, int ntok) {
+    tile_portable_body(dacc, wt, panel, klen, kc, ntok);
+}
+
+#ifdef EVA_GEMM_X86
+/* The portable source compiled for a CPU with fma (its fmaf calls become instructions). */
+__attribute__((target("fma"))) static void tile_portable_fma(double dacc[MR][NR], const float *wt,
+                                                              const float *panel, int klen, int kc, int ntok) {
+    tile_portable_body(dacc, wt, panel, klen, kc, ntok);
+}
+
+/* AVX2 + FMA: 6 rows x 16 tokens (two 8-float vectors) = 12 accumulators per pass, four passes
+ * per tile and chain; per k two panel loads and six broadcasts. */
+#define ROWS6(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+
+__attribute__((target("avx2,fma"))) static inline void fold8(double *d, __m256 s) {
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(s)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1));
+    _mm256_storeu_pd(d, _mm256_add_pd(_mm256_loadu_pd(d), lo));
+    _mm256_storeu_pd(d + 4, _mm256_add_pd(_mm256_loadu_pd(d + 4), hi));
+}
+
+__attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], const float *wt, const float *panel,
+                                                           int klen, int kc, int ntok) {
+    const int nn = ntok > 16 ? NR : 16;
+    for (int k0 = 0; k0 < klen; k0 += kc) {
+        int k1 = k0 + kc < klen ? k0 + kc : klen;
+        for (int j0 = 0; j0 < nn; j0 += 16)
+            for (int i0 = 0; i0 < MR; i0 += 6) {
+                __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+                __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+                const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + i0 * KB;
+                for (int k = k0; k < k1; k++, xk += NR) {
+                    const __m256 xa = _mm256_load_ps(xk), xb = _mm256_load_ps(xk + 8);
+                    __m256 a;
+#define ROW(i)                                 \
+    a = _mm256_broadcast_ss(w0 + i * KB + k);  \
+    c##i##a = _mm256_fmadd_ps(a, xa, c##i##a); \
+    c##i##b = _mm256_fmadd_ps(a, xb, c##i##b);
+                    ROWS6(ROW)
+#undef ROW
+                }
+#define FOLD(i)                             \
+    fold8(&dacc[i0 + i][j0], c##i##a);      \
+    fold8(&dacc[i0 + i][j0 + 8], c##i##b);
+                ROWS6(FOLD)
+#undef FOLD
+            }
+    }
+}
+
+/* AVX-512: 24 accumulators (12 rows x 2 vectors of 16 tokens), two panel loads and twelve
+ * broadcasts per k; one vector per row when the second 16 tokens are all padding. */
+__attribute__((target("avx512f"))) static inline void fold16(double *d, __m512 s) {
     __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
     __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
     _mm512_storeu_pd(d, _mm512_add_pd(_mm512_loadu_pd(d), lo));
@@ -184,7 +209,8 @@ static inline void fold16(double *d, __m512 s) {
  * register + k + a constant. */
 #define ROWS_X(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
 
-static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
+__attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][NR], const float *wt,
+                                                                 const float *panel, int klen, int kc) {
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
         __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
@@ -210,8 +236,8 @@ static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel
     }
 }
 
-/* The same for a panel whose last 16 tokens are all padding (the narrow end of a block). */
-static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc) {
+__attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][NR], const float *wt,
+                                                                 const float *panel, int klen, int kc) {
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
         __m512 c0a = _mm512_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
@@ -228,7 +254,167 @@ static void tile_avx512_half(double dacc[MR][NR], const float *wt, const float *
 #undef FOLD
     }
 }
+
+__attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel,
+                                                            int klen, int kc, int ntok) {
+    if (ntok <= 16)
+        tile_avx512_half(dacc, wt, panel, klen, kc);
+    else
+        tile_avx512_full(dacc, wt, panel, klen, kc);
+}
+#endif /* EVA_GEMM_X86 */
+
+#ifdef EVA_GEMM_NEON
+/* NEON (AArch64): 6 rows x 16 tokens (four 4-float vectors) = 24 accumulators per pass, four
+ * passes per tile and chain; vfmaq_n_f32 is a fused multiply-add by a scalar. */
+#define NROW(i, q) c##i##q = vfmaq_n_f32(c##i##q, x##q, a##i);
+#define NROW4(i)                  \
+    const float a##i = w0[i * KB + k]; \
+    NROW(i, 0) NROW(i, 1) NROW(i, 2) NROW(i, 3)
+
+static inline void fold4(double *d, float32x4_t s) {
+    vst1q_f64(d, vaddq_f64(vld1q_f64(d), vcvt_f64_f32(vget_low_f32(s))));
+    vst1q_f64(d + 2, vaddq_f64(vld1q_f64(d + 2), vcvt_high_f64_f32(s)));
+}
+
+static void tile_neon(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc, int ntok) {
+    const int nn = ntok > 16 ? NR : 16;
+    for (int k0 = 0; k0 < klen; k0 += kc) {
+        int k1 = k0 + kc < klen ? k0 + kc : klen;
+        for (int j0 = 0; j0 < nn; j0 += 16)
+            for (int i0 = 0; i0 < MR; i0 += 6) {
+                float32x4_t c00 = vdupq_n_f32(0.0f), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00;
+                float32x4_t c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+                float32x4_t c30 = c00, c31 = c00, c32 = c00, c33 = c00, c40 = c00, c41 = c00;
+                float32x4_t c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+                const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + i0 * KB;
+                for (int k = k0; k < k1; k++, xk += NR) {
+                    const float32x4_t x0 = vld1q_f32(xk), x1 = vld1q_f32(xk + 4);
+                    const float32x4_t x2 = vld1q_f32(xk + 8), x3 = vld1q_f32(xk + 12);
+                    NROW4(0) NROW4(1) NROW4(2) NROW4(3) NROW4(4) NROW4(5)
+                }
+#define NFOLD(i)                               \
+    fold4(&dacc[i0 + i][j0], c##i##0);         \
+    fold4(&dacc[i0 + i][j0 + 4], c##i##1);     \
+    fold4(&dacc[i0 + i][j0 + 8], c##i##2);     \
+    fold4(&dacc[i0 + i][j0 + 12], c##i##3);
+                NFOLD(0) NFOLD(1) NFOLD(2) NFOLD(3) NFOLD(4) NFOLD(5)
+#undef NFOLD
+            }
+    }
+}
+#undef NROW
+#undef NROW4
+#endif /* EVA_GEMM_NEON */
+
+/* ---- kernel selection -------------------------------------------------------------------------- */
+
+typedef enum { KERN_PORTABLE, KERN_AVX2, KERN_AVX512, KERN_NEON, KERN_COUNT } kernel_id;
+static const char *const kernel_names[KERN_COUNT] = {"portable", "avx2", "avx512", "neon"};
+
+static bool cpu_runs(kernel_id id) {
+    switch (id) {
+    case KERN_PORTABLE:
+        return true;
+#ifdef EVA_GEMM_X86
+    case KERN_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case KERN_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 #endif
+#ifdef EVA_GEMM_NEON
+    case KERN_NEON:
+        return true;
+#endif
+    default:
+        return false;
+    }
+}
+
+static tile_fn kernel_fn(kernel_id id) {
+    switch (id) {
+#ifdef EVA_GEMM_X86
+    case KERN_AVX2:
+        return tile_avx2;
+    case KERN_AVX512:
+        return tile_avx512;
+    case KERN_PORTABLE:
+        return cpu_runs(KERN_AVX2) || cpu_runs(KERN_AVX512) ? tile_portable_fma : tile_portable;
+#endif
+#ifdef EVA_GEMM_NEON
+    case KERN_NEON:
+        return tile_neon;
+#endif
+    default:
+        return tile_portable;
+    }
+}
+
+static kernel_id best_kernel(void) {
+    static const kernel_id order[] = {KERN_AVX512, KERN_AVX2, KERN_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (cpu_runs(order[i])) return order[i];
+    return KERN_PORTABLE;
+}
+
+static _Atomic int kernel_sel = -1; /* kernel_id, or -1: not chosen yet (first use reads the env) */
+
+bool eva_gemm_kernel_available(const char *name) {
+    for (int i = 0; i < KERN_COUNT; i++)
+        if (name && strcmp(name, kernel_names[i]) == 0) return cpu_runs((kernel_id)i);
+    return false;
+}
+
+eva_status eva_gemm_set_kernel(const char *name) {
+    if (!name || !name[0] || strcmp(name, "auto") == 0) {
+        atomic_store(&kernel_sel, (int)best_kernel());
+        return EVA_OK;
+    }
+    for (int i = 0; i < KERN_COUNT; i++) {
+        if (strcmp(name, kernel_names[i]) != 0) continue;
+        if (!cpu_runs((kernel_id)i))
+            return eva_fail(EVA_ERR_UNSUPPORTED, "gemm kernel '%s' cannot run on this CPU or build (best here: %s)",
+                            name, kernel_names[best_kernel()]);
+        atomic_store(&kernel_sel, i);
+        return EVA_OK;
+    }
+    return eva_fail(EVA_ERR_INVALID_ARG, "gemm kernel '%s' is not one of auto, portable, avx2, avx512, neon", name);
+}
+
+eva_status eva_gemm_kernel_from_env(void) {
+    const char *e = getenv("EVA_GEMM_KERNEL");
+    if (e && e[0]) {
+        eva_status st = eva_gemm_set_kernel(e);
+        if (st != EVA_OK) eva_fail_context("EVA_GEMM_KERNEL");
+        return st;
+    }
+    const char *p = getenv("EVA_GEMM_PORTABLE"); /* older spelling: EVA_GEMM_PORTABLE=1 */
+    return eva_gemm_set_kernel(p && p[0] == '1' ? "portable" : "auto");
+}
+
+static kernel_id current_kernel(void) {
+    int k = atomic_load(&kernel_sel);
+    if (k < 0) {
+        if (eva_gemm_kernel_from_env() != EVA_OK) eva_gemm_set_kernel("auto"); /* the CLI checks first */
+        k = atomic_load(&kernel_sel);
+    }
+    return (kernel_id)k;
+}
+
+bool eva_gemm_force_portable(bool on) {
+    bool prev = current_kernel() == KERN_PORTABLE;
+    if (on)
+        eva_gemm_set_kernel("portable");
+    else if (eva_gemm_kernel_from_env() != EVA_OK || current_kernel() == KERN_PORTABLE)
+        eva_gemm_set_kernel("auto");
+    return prev;
+}
+
+bool eva_gemm_fused(void) { return true; }
+
+const char *eva_gemm_kernel_name(void) { return kernel_names[current_kernel()]; }
 
 /* ---- driver -------------------------------------------------------------------------------------- */
 
@@ -248,9 +434,8 @@ static void prefetch_wblock(eva_wmat w, int ldw, int c, int n, int kb, int klen)
  * out (+ bias) when `last` (a K range split over several calls keeps adding into them).
  * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
 static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, eva_wmat w, int ldw, int C,
-                     const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, bool portable,
+                     const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, tile_fn kern,
                      float *wt, double (*dacc)[MR][NR], bool first, bool last) {
-    (void)portable;
     const int panels = (tn + NR - 1) / NR, Kp = kend - kbeg;
     if (first) memset(dacc, 0, sizeof(double) * MR * NR * panels);
     for (int kb = kbeg; kb < kend; kb += KB) {
@@ -266,14 +451,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, e
             const float *panel = packed + (size_t)p * NR * Kp + (size_t)(kb - kbeg) * NR;
             int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
             if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
-#ifdef EVA_GEMM_AVX512
-            if (!portable && tn - p * NR <= 16)
-                tile_avx512_half(dacc[p], wt, panel, klen, kc);
-            else if (!portable)
-                tile_avx512(dacc[p], wt, panel, klen, kc);
-            else
-#endif
-                tile_portable(dacc[p], wt, panel, klen, kc);
+kern(dacc[p], wt, panel, klen, kc, tn - p * NR);
         }
     }
     if (!last) return;
@@ -301,7 +479,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, e
  * of it (so it is safe inside somebody else's parallel loop). */
 static void gemm_block(float *out, float *packed, float *work, double *dbig, const float *x, eva_wmat w,
                        const float *bias, int t0, int tn, int C, int kbeg, int kend, int K, int ldx, int ldw, int ldo,
-                       int kc, bool portable, bool team) {
+                       int kc, tile_fn kern, bool team) {
     int tid = 0, nth = 1;
     (void)team;
 #ifdef EVA_HAVE_OPENMP
@@ -324,7 +502,7 @@ static void gemm_block(float *out, float *packed, float *work, double *dbig, con
         int c0 = (t) * MR, mr = C - c0 < MR ? C - c0 : MR, next = (t) + nth < tiles ? ((t) + nth) * MR : -1;    \
         double(*dacc)[MR][NR] = dbig ? (double(*)[MR][NR])(dbig + (size_t)(t) * panels * MR * NR)               \
                                      : (double(*)[MR][NR])(mywork + MR * KB);                                   \
-        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, kbeg, kend, kc, portable, mywork, dacc, \
+        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, kbeg, kend, kc, kern, mywork, dacc, \
                  kbeg == 0, kend == K);                                                                         \
     } while (0)
     if (team) { /* tiles handed out one at a time: a thread slowed down by the machine takes fewer */
@@ -357,7 +535,7 @@ static void gemm_naive(float *out, const float *x, eva_wmat w, const float *bias
                 for (int k = k0; k < k0 + kc && k < K; k++) {
                     float wk;
                     eva_widen(&wk, w.data, w.dtype, wr + (size_t)k, 1);
-                    f = MADD(wk, xr[k], f);
+                    f = fmaf(wk, xr[k], f);
                 }
                 s += f;
             }
@@ -379,13 +557,13 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
             for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;
         return;
     }
-    const bool portable = use_portable();
+    const tile_fn kern = kernel_fn(current_kernel());
     const int tb = token_block(M, K);
     scratch = align64(scratch);
     float *work = scratch + (size_t)tb * K;
     for (int t0 = 0; t0 < M; t0 += tb) {
         int tn = M - t0 < tb ? M - t0 : tb;
-        gemm_block(out, scratch, work, NULL, x, w, bias, t0, tn, C, 0, K, K, ldx, ldw, ldo, kc, portable, false);
+        gemm_block(out, scratch, work, NULL, x, w, bias, t0, tn, C, 0, K, K, ldx, ldw, ldo, kc, kern, false);
     }
 }
 
@@ -490,7 +668,7 @@ void eva_gemm_nt_w(float *out, const float *x, eva_wmat w, const float *bias, in
     }
     float *work = packed + (size_t)tb * kspan;
     double *dbig = dbig_n ? (double *)(work + (size_t)threads * work_floats()) : NULL;
-    const bool portable = use_portable();
+    const tile_fn kern = kernel_fn(current_kernel());
 #ifdef EVA_HAVE_OPENMP
 #pragma omp parallel num_threads(threads) if (par)
 #endif
@@ -503,7 +681,7 @@ void eva_gemm_nt_w(float *out, const float *x, eva_wmat w, const float *bias, in
             int tn = M - t0 < tb ? M - t0 : tb;
             for (int k0 = 0; k0 < K; k0 += kspan) {
                 int k1 = K - k0 < kspan ? K : k0 + kspan;
-                gemm_block(out, packed, work, dbig, x, w, bias, t0, tn, C, k0, k1, K, ldx, ldw, ldo, KC, portable,
+                gemm_block(out, packed, work, dbig, x, w, bias, t0, tn, C, k0, k1, K, ldx, ldw, ldo, KC, kern,
                            team);
             }
         }

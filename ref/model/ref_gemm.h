@@ -7,15 +7,16 @@
  * a 12 KiB tile that stays in L1 (one scalar broadcast per row and k). Weights are never
  * transposed; activations are repacked once per call.
  *
- * Numerics (docs/numerics.md): every output is a float sum over blocks of at most
- * EVA_GEMM_KC products, folded into a double accumulator after each block; the bias is added in
- * double and the result rounded to float once. Results do not depend on the thread count or on
- * which micro-kernel ran (the AVX-512 one and the portable one perform the same float
- * operations in the same order, FMA contracted in both).
+ * Numerics (docs/numerics.md): every output is a float sum over blocks of at most EVA_GEMM_KC
+ * products, each product added by a fused multiply-add (one rounding), folded into a double
+ * accumulator after each block; the bias is added in double and the result rounded to float once.
+ * Results do not depend on the thread count, on which micro-kernel ran, nor on the host: every
+ * kernel performs the same float operations in the same order.
  *
- * Micro-kernels: a portable one in plain C whose lane loops the compiler vectorises, and, when
- * the compiler targets AVX-512F, a small intrinsics version of the same 12x32 tile. Both stay
- * in the build; eva_gemm_force_portable() selects the portable one (tests run both).
+ * Micro-kernels: a portable one in plain C (the readable twin; its fmaf is an instruction where
+ * the CPU has FMA), AVX2+FMA and AVX-512F ones on x86-64 and a NEON one on AArch64, compiled into
+ * one binary with per-function target attributes (no -march flag needed) and chosen at run time
+ * from what the CPU reports: the widest it can run, unless EVA_GEMM_KERNEL names one.
  */
 #ifndef EVA_REF_GEMM_H
 #define EVA_REF_GEMM_H
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "eva_half.h"
+#include "eva_status.h"
 
 #define EVA_GEMM_KC 64 /* products per float partial sum before it is folded into double */
 
@@ -57,13 +59,24 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
                         int K, int ldx, int ldw, int ldo, int kc);
 int64_t eva_gemm_scratch_floats(int M, int K);
 
-/* Selects the portable micro-kernel even where the AVX-512 one is compiled (tests; also the
- * environment variable EVA_GEMM_PORTABLE=1). Returns the previous setting. */
+/* Micro-kernel selection. Names: "portable", "avx2" (AVX2 + FMA), "avx512" (AVX-512F), "neon";
+ * "auto" (or NULL) = the widest this CPU runs. EVA_ERR_INVALID_ARG for an unknown name,
+ * EVA_ERR_UNSUPPORTED for one this CPU or build cannot run (the selection is then unchanged).
+ * The choice holds for every later call in the process (all threads). */
+eva_status eva_gemm_set_kernel(const char *name);
+/* Selects from the environment: EVA_GEMM_KERNEL=portable|avx2|avx512|neon|auto (unset: auto;
+ * the older EVA_GEMM_PORTABLE=1 means portable). Without an explicit selection the first GEMM
+ * does this itself and, if the variable is invalid, runs "auto": callers that must refuse a bad
+ * value (the CLI) call this first and report its error. */
+eva_status eva_gemm_kernel_from_env(void);
+/* True when `name` is a kernel of this build that this CPU can run. */
+bool eva_gemm_kernel_available(const char *name);
+/* Selects the portable kernel (on) or returns to the environment's / the best one (off); returns
+ * whether the portable kernel was selected before (tests). */
 bool eva_gemm_force_portable(bool on);
-/* True when the kernels fuse each multiply-add (one rounding: the target has a fast fma; always
- * with the AVX-512 kernel), false when they multiply then add. */
+/* True: every kernel fuses each multiply-add (one rounding). Kept for callers of the model. */
 bool eva_gemm_fused(void);
-/* "avx512" or "portable": the micro-kernel the next call will use. */
+/* The micro-kernel the next call will use: "portable", "avx2", "avx512" or "neon". */
 const char *eva_gemm_kernel_name(void);
 
 #endif

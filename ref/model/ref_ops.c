@@ -6,6 +6,15 @@
  * blocked weights, OpenMP over output tiles, float chains of at most 64 products folded into
  * double), and eva_ref_attention, which runs both products of each (batch, head) pair through
  * the same SGEMM on one thread each (score chains of 16 products) with a one-exp softmax.
+ *
+ * The row and pointwise ops (norms, SwiGLU, softmax, residual add) are written once on generic
+ * 8-lane vectors (GCC/Clang vector extensions: double lanes for every statistic and every
+ * transcendental) and compiled for the baseline, AVX2 and AVX-512 by per-function targets; the
+ * variant follows the SGEMM kernel selection (ref_gemm.h). The lanes, their order of combination
+ * and every operation are the same in each variant (no contraction: -ffp-contract=off), so the
+ * variants give the same bits. exp is a branch-free double polynomial (below), which rounded to
+ * float equals libm's exp/expf except in rare last-bit ties. Parallel loops hand out rows or
+ * chunks dynamically, so that a thread slowed by the machine takes fewer.
  */
 #include "ref_ops.h"
 
@@ -19,6 +28,89 @@
 
 #ifdef EVA_HAVE_OPENMP
 #include <omp.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* 64-byte vectors in always-inline helpers: no ABI involved */
+#endif
+
+/* ---- generic 8-lane vectors and the per-ISA variants ----------------------------------------- */
+
+#define AI static inline __attribute__((always_inline))
+typedef double vd8 __attribute__((vector_size(64)));
+typedef float vf8 __attribute__((vector_size(32)));
+typedef int64_t vl8 __attribute__((vector_size(64)));
+
+AI vd8 vsplat(double a) { return (vd8){a, a, a, a, a, a, a, a}; }
+AI vd8 vload(const float *p) { /* 8 floats widened to double */
+    vf8 f;
+    memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, vd8);
+}
+/* (Vectors are passed to helpers by address or through macros: a 64-byte vector passed by value
+ * draws an ABI note from GCC even where the helper is always inlined.) */
+#define VSTORE(p, x)                                    \
+    do { /* rounded to float */                         \
+        vf8 f_ = __builtin_convertvector((x), vf8);     \
+        memcpy((p), &f_, sizeof f_);                    \
+    } while (0)
+#define VSEL(m, a, b) ((vd8)(((vl8)(a) & (m)) | ((vl8)(b) & ~(m))))
+AI double vsum(const vd8 *v) { /* lanes added in lane order */
+    double s = (*v)[0];
+    for (int i = 1; i < 8; i++) s += (*v)[i];
+    return s;
+}
+
+/* exp(x) in double, branch-free: x = n ln2 + r (|r| <= ln2/2, Cody-Waite split of ln2), e^r by its
+ * Taylor series to r^12 (relative error ~1e-16 on that range), times 2^n built in the exponent
+ * bits. x is clamped to [-708, 709] (no overflow, no subnormal scale); e^-708 is far below any
+ * float, so every use here (rounded to float or added to 1) is unaffected. */
+AI vd8 exp_v(const vd8 *px) {
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
+    vd8 x = *px;
+    x = VSEL(x < vsplat(-708.0), vsplat(-708.0), x);
+    x = VSEL(x > vsplat(709.0), vsplat(709.0), x);
+    vd8 t = x * 1.4426950408889634 + shifter;
+    vd8 n = t - shifter;
+    vd8 r = x - n * 6.93147180369123816490e-01; /* ln2 high part: n * it is exact */
+    r = r - n * 1.90821492927058770002e-10;     /* ln2 low part */
+    vd8 p = vsplat(1.0 / 479001600.0);
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    vl8 e = ((vl8)t - (vl8)vsplat(shifter) + 1023) << 52; /* 2^n: n sits in t's low mantissa bits */
+    return p * (vd8)e;
+}
+AI double exp_s(double x) {
+    vd8 v = vsplat(x);
+    return exp_v(&v)[0];
+}
+
+/* name##_base / _avx2 / _avx512: the always-inline name##_body compiled for each instruction set
+ * (x86-64; elsewhere only the baseline), picked by ISA_PICK at the call. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define ISA_VARIANTS(name, params, args)                                                        \
+    static void name##_base params { name##_body args; }                                        \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params { name##_body args; }    \
+    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; }
+#define ISA_PICK(name) (isa_level() == 2 ? name##_avx512 : isa_level() == 1 ? name##_avx2 : name##_base)
+static int isa_level(void) {
+    const char *k = eva_gemm_kernel_name();
+    return strcmp(k, "avx512") == 0 ? 2 : strcmp(k, "avx2") == 0 ? 1 : 0;
+}
+#else
+#define ISA_VARIANTS(name, params, args) \
+    static void name##_base params { name##_body args; }
+#define ISA_PICK(name) name##_base
 #endif
 
 int eva_ref_threads(void) {
@@ -53,47 +145,78 @@ void eva_ref_linear_w(float *out, const float *x, eva_wmat w, const float *bias,
 /* ---- norms and pointwise ops ----------------------------------------------------------------- */
 
 #define ROWS_PAR(M, C) ((double)(M) * (double)(C) > 32768.0)
+/* rows per dynamically handed-out chunk: about 16K elements */
+#define ROW_CHUNK(C) ((C) >= 16384 ? 1 : 16384 / ((C) > 0 ? (C) : 1))
+enum { PW_CHUNK = 16384 }; /* elements per chunk of the pointwise ops */
 
-void eva_ref_layernorm(float *y, const float *x, const float *w, const float *b, int M, int C, double eps) {
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (ROWS_PAR(M, C))
-#endif
-    for (int r = 0; r < M; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        double mean = 0.0, var = 0.0;
-        for (int c = 0; c < C; c++) mean += xr[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) {
-            double t = xr[c] - mean;
-            var += t * t;
-        }
-        var /= C;
-        double inv = 1.0 / sqrt(var + eps);
-        for (int c = 0; c < C; c++) {
-            double t = (xr[c] - mean) * inv * w[c];
-            yr[c] = (float)(b ? t + b[c] : t);
-        }
+/* y[C] = (x - mean) / sqrt(var + eps) * w (+ b): two passes, sums in 8 double lanes */
+AI void layernorm_row_body(float *y, const float *x, const float *w, const float *b, int C, double eps) {
+    vd8 s8 = vsplat(0.0);
+    int c = 0;
+    for (; c + 8 <= C; c += 8) s8 += vload(x + c);
+    double mean = vsum(&s8);
+    for (; c < C; c++) mean += x[c];
+    mean /= C;
+    vd8 v8 = vsplat(0.0);
+    for (c = 0; c + 8 <= C; c += 8) {
+        vd8 t = vload(x + c) - mean;
+        v8 += t * t;
+    }
+    double var = vsum(&v8);
+    for (; c < C; c++) {
+        double t = x[c] - mean;
+        var += t * t;
+    }
+    var /= C;
+    const double inv = 1.0 / sqrt(var + eps);
+    for (c = 0; c + 8 <= C; c += 8) {
+        vd8 t = (vload(x + c) - mean) * inv * vload(w + c);
+        VSTORE(y + c, b ? t + vload(b + c) : t);
+    }
+    for (; c < C; c++) {
+        double t = (x[c] - mean) * inv * w[c];
+        y[c] = (float)(b ? t + b[c] : t);
     }
 }
+ISA_VARIANTS(layernorm_row, (float *y, const float *x, const float *w, const float *b, int C, double eps),
+             (y, x, w, b, C, eps))
+
+void eva_ref_layernorm(float *y, const float *x, const float *w, const float *b, int M, int C, double eps) {
+    void (*row)(float *, const float *, const float *, const float *, int, double) = ISA_PICK(layernorm_row);
+#ifdef EVA_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, ROW_CHUNK(C)) if (ROWS_PAR(M, C))
+#endif
+    for (int r = 0; r < M; r++) row(y + (size_t)r * C, x + (size_t)r * C, w, b, C, eps);
+}
+
+/* y[C] = x * (mean(x^2) + eps)^-1/2 * w, the sum of squares in 8 double lanes */
+AI void rmsnorm_row_body(float *y, const float *x, const float *w, int C, double eps) {
+    vd8 s8 = vsplat(0.0);
+    int c = 0;
+    for (; c + 8 <= C; c += 8) {
+        vd8 t = vload(x + c);
+        s8 += t * t;
+    }
+    double ss = vsum(&s8);
+    for (; c < C; c++) ss += (double)x[c] * x[c];
+    const double inv = 1.0 / sqrt(ss / C + eps);
+    for (c = 0; c + 8 <= C; c += 8) VSTORE(y + c, vload(x + c) * inv * vload(w + c));
+    for (; c < C; c++) y[c] = (float)(x[c] * inv * w[c]);
+}
+ISA_VARIANTS(rmsnorm_row, (float *y, const float *x, const float *w, int C, double eps), (y, x, w, C, eps))
 
 void eva_ref_rmsnorm(float *y, const float *x, const float *w, int M, int C, double eps) {
+    void (*row)(float *, const float *, const float *, int, double) = ISA_PICK(rmsnorm_row);
 #ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (ROWS_PAR(M, C))
+#pragma omp parallel for schedule(dynamic, ROW_CHUNK(C)) if (ROWS_PAR(M, C))
 #endif
-    for (int r = 0; r < M; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        double ss = 0.0;
-        for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
-        double inv = 1.0 / sqrt(ss / C + eps);
-        for (int c = 0; c < C; c++) yr[c] = (float)(xr[c] * inv * w[c]);
-    }
+    for (int r = 0; r < M; r++) row(y + (size_t)r * C, x + (size_t)r * C, w, C, eps);
 }
 
 void eva_ref_gelu(float *y, const float *x, int64_t n) {
+    /* libm's erf (double), element by element: no vector form here */
 #ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(dynamic, PW_CHUNK) if (n > 32768)
 #endif
     for (int64_t i = 0; i < n; i++) {
         double t = x[i];
@@ -101,41 +224,117 @@ void eva_ref_gelu(float *y, const float *x, int64_t n) {
     }
 }
 
-void eva_ref_swiglu(float *z, const float *g, const float *a, int64_t n) {
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (n > 32768)
-#endif
-    for (int64_t i = 0; i < n; i++) {
+/* z[n] = g / (1 + exp(-g)) * a in double */
+AI void swiglu_chunk_body(float *z, const float *g, const float *a, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vd8 t = vload(g + i), nt = -t;
+        VSTORE(z + i, t / (1.0 + exp_v(&nt)) * vload(a + i));
+    }
+    for (; i < n; i++) {
         double t = g[i];
-        z[i] = (float)(t / (1.0 + exp(-t)) * a[i]);
+        z[i] = (float)(t / (1.0 + exp_s(-t)) * a[i]);
+    }
+}
+ISA_VARIANTS(swiglu_chunk, (float *z, const float *g, const float *a, int64_t n), (z, g, a, n))
+
+void eva_ref_swiglu(float *z, const float *g, const float *a, int64_t n) {
+    void (*chunk)(float *, const float *, const float *, int64_t) = ISA_PICK(swiglu_chunk);
+    const int64_t chunks = (n + PW_CHUNK - 1) / PW_CHUNK;
+#ifdef EVA_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 2)
+#endif
+    for (int64_t i = 0; i < chunks; i++) {
+        int64_t o = i * PW_CHUNK, len = n - o < PW_CHUNK ? n - o : PW_CHUNK;
+        chunk(z + o, g + o, a + o, len);
     }
 }
 
-static void softmax_row(float *y, const float *x, int C) {
+/* y[C] = exp(x - max) / sum exp(x - max), in double (exp twice: nothing stored in between) */
+AI void softmax_row_body(float *y, const float *x, int C) {
     double mx = -INFINITY;
     for (int c = 0; c < C; c++)
         if (x[c] > mx) mx = x[c];
-    double sum = 0.0;
-    for (int c = 0; c < C; c++) sum += exp((double)x[c] - mx);
-    double inv = 1.0 / sum;
-    for (int c = 0; c < C; c++) y[c] = (float)(exp((double)x[c] - mx) * inv);
+    vd8 s8 = vsplat(0.0);
+    int c = 0;
+    for (; c + 8 <= C; c += 8) {
+        vd8 t = vload(x + c) - mx;
+        s8 += exp_v(&t);
+    }
+    double sum = vsum(&s8);
+    for (; c < C; c++) sum += exp_s((double)x[c] - mx);
+    const double inv = 1.0 / sum;
+    for (c = 0; c + 8 <= C; c += 8) {
+        vd8 t = vload(x + c) - mx;
+        VSTORE(y + c, exp_v(&t) * inv);
+    }
+    for (; c < C; c++) y[c] = (float)(exp_s((double)x[c] - mx) * inv);
 }
+ISA_VARIANTS(softmax_row, (float *y, const float *x, int C), (y, x, C))
 
 void eva_ref_softmax(float *y, const float *x, int M, int C) {
+    void (*row)(float *, const float *, int) = ISA_PICK(softmax_row);
 #ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (ROWS_PAR(M, C))
+#pragma omp parallel for schedule(dynamic, ROW_CHUNK(C)) if (ROWS_PAR(M, C))
 #endif
-    for (int r = 0; r < M; r++) softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
+    for (int r = 0; r < M; r++) row(y + (size_t)r * C, x + (size_t)r * C, C);
 }
 
+AI void add_chunk_body(float *y, const float *a, const float *b, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vf8 u, v;
+        memcpy(&u, a + i, sizeof u);
+        memcpy(&v, b + i, sizeof v);
+        u += v;
+        memcpy(y + i, &u, sizeof u);
+    }
+    for (; i < n; i++) y[i] = a[i] + b[i];
+}
+ISA_VARIANTS(add_chunk, (float *y, const float *a, const float *b, int64_t n), (y, a, b, n))
+
 void eva_ref_add(float *y, const float *a, const float *b, int64_t n) {
+    void (*chunk)(float *, const float *, const float *, int64_t) = ISA_PICK(add_chunk);
+    const int64_t chunks = (n + 4 * PW_CHUNK - 1) / (4 * PW_CHUNK);
 #ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
 #endif
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    for (int64_t i = 0; i < chunks; i++) {
+        int64_t o = i * 4 * PW_CHUNK, len = n - o < 4 * PW_CHUNK ? n - o : 4 * PW_CHUNK;
+        chunk(y + o, a + o, b + o, len);
+    }
 }
 
 /* ---- attention ------------------------------------------------------------------------------- */
+
+/* One row of scores in place: sr[m] = e_m / sum e, e_m = exp(sr[m] - max) rounded to float (an
+ * expf), for m < len, the sum of the rounded e_m in double (8 lanes); sr[len..N) = 0 (masked). */
+AI void score_softmax_body(float *sr, int len, int N) {
+    float mx = sr[0];
+    for (int m = 1; m < len; m++) mx = sr[m] > mx ? sr[m] : mx;
+    vd8 s8 = vsplat(0.0);
+    int m = 0;
+    for (; m + 8 <= len; m += 8) {
+        vf8 v;
+        memcpy(&v, sr + m, sizeof v);
+        v = v - mx; /* in float, as expf(sr[m] - mx) */
+        vd8 t = __builtin_convertvector(v, vd8);
+        vd8 e = __builtin_convertvector(__builtin_convertvector(exp_v(&t), vf8), vd8);
+        s8 += e;
+        VSTORE(sr + m, e);
+    }
+    double sum = vsum(&s8);
+    for (; m < len; m++) {
+        float e = (float)exp_s((double)(sr[m] - mx));
+        sum += e;
+        sr[m] = e;
+    }
+    const double inv = 1.0 / sum;
+    for (m = 0; m + 8 <= len; m += 8) VSTORE(sr + m, vload(sr + m) * inv);
+    for (; m < len; m++) sr[m] = (float)(sr[m] * inv);
+    for (m = len; m < N; m++) sr[m] = 0.0f;
+}
+ISA_VARIANTS(score_softmax, (float *sr, int len, int N), (sr, len, N))
 
 /* Per thread: qs [N,d], ks [N,d], vt [d,N], s [N,N], os [N,d]. */
 static int64_t attn_thread_floats(int N, int d) { return 4 * (int64_t)N * d + (int64_t)N * N; }
@@ -150,7 +349,7 @@ void eva_ref_attention(float *out, float *scratch, const float *q, const float *
     /* Per (batch, head) pair on one thread: S = (q * scale) . k^T and O = P . V with the reference
      * SGEMM (serial entry; one packing allocation per call; if that fails the SGEMM computes the
      * same sums by plain loops), scores in float chains of 16 products folded into double, the
-     * softmax in between with one expf per score and the row sum in double. k is read in place;
+     * softmax in between with one exp per score rounded to float and the row sum in double. k is read in place;
      * q is scaled into qs; v is transposed into vt (the SGEMM's weight side is row-major over the
      * inner dim); O is written straight into its columns of out. */
     const float scale = (float)(1.0 / sqrt((double)d));
@@ -160,6 +359,7 @@ void eva_ref_attention(float *out, float *scratch, const float *q, const float *
     int64_t gs = eva_gemm_scratch_floats(N, d), gs2 = eva_gemm_scratch_floats(N, N);
     if (gs2 > gs) gs = gs2;
     float *gemm_scratch = malloc(sizeof(float) * (size_t)gs * (size_t)threads);
+    void (*score_softmax)(float *, int, int) = ISA_PICK(score_softmax);
 #ifdef EVA_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && pairs > 1)
 #endif
@@ -181,24 +381,7 @@ void eva_ref_attention(float *out, float *scratch, const float *q, const float *
                 for (int n = n0; n < n0 + 16 && n < N; n++)
                     vt[(size_t)c * N + n] = v[((size_t)b * N + n) * ldv + (size_t)h * d + c];
         eva_gemm_nt_serial(s, gsc, qs, kh, NULL, N, N, d, d, ldk, N, 16); /* S = qs . k^T */
-        for (int n = 0; n < N; n++) {
-            float *sr = s + (size_t)n * N;
-            int len = causal ? n + 1 : N; /* masked scores are exactly 0 after the softmax */
-            float mx = sr[0];
-#ifdef EVA_HAVE_OPENMP
-#pragma omp simd reduction(max : mx)
-#endif
-            for (int m = 1; m < len; m++) mx = sr[m] > mx ? sr[m] : mx;
-            for (int m = 0; m < len; m++) sr[m] = expf(sr[m] - mx);
-            double sum = 0.0;
-#ifdef EVA_HAVE_OPENMP
-#pragma omp simd reduction(+ : sum)
-#endif
-            for (int m = 0; m < len; m++) sum += sr[m];
-            const double inv = 1.0 / sum;
-            for (int m = 0; m < len; m++) sr[m] = (float)(sr[m] * inv);
-            for (int m = len; m < N; m++) sr[m] = 0.0f;
-        }
+        for (int n = 0; n < N; n++) score_softmax(s + (size_t)n * N, causal ? n + 1 : N, N);
         eva_gemm_nt_serial(oh, gsc, s, vt, NULL, N, d, N, N, N, D, 0); /* O = P . vt^T, into out */
     }
     free(gemm_scratch);
