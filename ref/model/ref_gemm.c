@@ -25,9 +25,9 @@
 
 #include "eva_status.h"
 
-#ifdef EVA_HAVE_OPENMP
-#include <omp.h>
-#endif
+#include "ref_ops.h"
+#include "ref_pool.h"
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 #define EVA_GEMM_X86 1 /* the AVX2+FMA and AVX-512 kernels are compiled (per-function targets) */
@@ -471,54 +471,65 @@ kern(dacc[p], wt, panel, klen, kc, tn - p * NR);
     }
 }
 
-/* Computes token block [t0, t0 + tn) over weight columns [kbeg, kend): pack (split over panels),
- * then tiles (split over channel tiles). dbig: NULL when the range is all of K (each tile's sums
- * live in the thread's work buffer), else the sums of every tile, kept across the calls that
- * split K. With `team`, every thread of the enclosing parallel region calls this and takes its
- * share (thread tid of nth, the same tiles in every call); without, the caller's thread does all
- * of it (so it is safe inside somebody else's parallel loop). */
-static void gemm_block(float *out, float *packed, float *work, double *dbig, const float *x, eva_wmat w,
-                       const float *bias, int t0, int tn, int C, int kbeg, int kend, int K, int ldx, int ldw, int ldo,
-                       int kc, tile_fn kern, bool team) {
-    int tid = 0, nth = 1;
-    (void)team;
-#ifdef EVA_HAVE_OPENMP
-    if (team) tid = omp_get_thread_num(), nth = omp_get_num_threads();
-#endif
-    const int panels = (tn + NR - 1) / NR, Kp = kend - kbeg;
-    for (int p = tid; p < panels; p += nth) {
-        int nt = tn - p * NR < NR ? tn - p * NR : NR;
-        pack_panel(packed + (size_t)p * NR * Kp, x + kbeg, ldx, t0 + p * NR, nt, Kp);
+/* One product's operands and the block being computed: token block [t0, t0 + tn) over weight
+ * columns [kbeg, kend). dbig: NULL when the range is all of K (each tile's sums live in the
+ * worker's work buffer), else the sums of every tile, kept across the ranges that split K. */
+typedef struct {
+    float *out, *packed, *work;
+    double *dbig;
+    const float *x;
+    eva_wmat w;
+    const float *bias;
+    int C, K, ldx, ldw, ldo, kc;
+    tile_fn kern;
+    int t0, tn, kbeg, kend;
+    atomic_int next; /* the next panel (packing) or tile to hand out */
+} gemm_job;
+
+static void pack_one(gemm_job *j, int p) {
+    const int Kp = j->kend - j->kbeg, nt = j->tn - p * NR < NR ? j->tn - p * NR : NR;
+    pack_panel(j->packed + (size_t)p * NR * Kp, j->x + j->kbeg, j->ldx, j->t0 + p * NR, nt, Kp);
+}
+
+/* Tile t (channels [t * MR, t * MR + MR)) of the block on the worker whose work buffer is
+ * `mywork`; next_t (or -1): the tile this worker does next, whose weights it prefetches. */
+static void tile_one(gemm_job *j, int t, int next_t, float *mywork) {
+    const int panels = (j->tn + NR - 1) / NR;
+    int c0 = t * MR, mr = j->C - c0 < MR ? j->C - c0 : MR;
+    double(*dacc)[MR][NR] = j->dbig ? (double(*)[MR][NR])(j->dbig + (size_t)t * panels * MR * NR)
+                                    : (double(*)[MR][NR])(mywork + MR * KB);
+    tile_row(j->out, j->ldo, j->packed, j->t0, j->tn, j->w, j->ldw, j->C, j->bias, c0, mr,
+             next_t >= 0 ? next_t * MR : -1, j->kbeg, j->kend, j->kc, j->kern, mywork, dacc, j->kbeg == 0,
+             j->kend == j->K);
+}
+
+/* Pool jobs: panels, then tiles, handed out one at a time (a worker slowed down by the machine
+ * takes fewer). A worker takes its next tile before computing the current one, to prefetch it. */
+static void pack_job(void *ctx, int worker, int nworkers) {
+    gemm_job *j = ctx;
+    (void)worker, (void)nworkers;
+    const int panels = (j->tn + NR - 1) / NR;
+    for (int p; (p = eva_pool_next(&j->next, panels)) >= 0;) pack_one(j, p);
+}
+
+static void tiles_job(void *ctx, int worker, int nworkers) {
+    gemm_job *j = ctx;
+    (void)nworkers;
+    const int tiles = (j->C + MR - 1) / MR;
+    float *mywork = j->work + (size_t)worker * work_floats();
+    for (int t = eva_pool_next(&j->next, tiles); t >= 0;) {
+        int next = eva_pool_next(&j->next, tiles);
+        tile_one(j, t, next, mywork);
+        t = next;
     }
-#ifdef EVA_HAVE_OPENMP
-    if (team) {
-#pragma omp barrier
-    }
-#endif
-    const int tiles = (C + MR - 1) / MR;
-    float *mywork = work + (size_t)tid * work_floats();
-#define TILE(t)                                                                                                 \
-    do {                                                                                                        \
-        int c0 = (t) * MR, mr = C - c0 < MR ? C - c0 : MR, next = (t) + nth < tiles ? ((t) + nth) * MR : -1;    \
-        double(*dacc)[MR][NR] = dbig ? (double(*)[MR][NR])(dbig + (size_t)(t) * panels * MR * NR)               \
-                                     : (double(*)[MR][NR])(mywork + MR * KB);                                   \
-        tile_row(out, ldo, packed, t0, tn, w, ldw, C, bias, c0, mr, next, kbeg, kend, kc, kern, mywork, dacc, \
-                 kbeg == 0, kend == K);                                                                         \
-    } while (0)
-    if (team) { /* tiles handed out one at a time: a thread slowed down by the machine takes fewer */
-#ifdef EVA_HAVE_OPENMP
-#pragma omp for schedule(dynamic, 1) nowait
-#endif
-        for (int t = 0; t < tiles; t++) TILE(t);
-    } else {
-        for (int t = 0; t < tiles; t++) TILE(t);
-    }
-#undef TILE
-#ifdef EVA_HAVE_OPENMP
-    if (team) { /* the next call repacks the buffer */
-#pragma omp barrier
-    }
-#endif
+}
+
+/* The block on `threads` workers of the pool (1: the calling thread alone). */
+static void gemm_block(gemm_job *j, int threads) {
+    atomic_store_explicit(&j->next, 0, memory_order_relaxed);
+    eva_pool_run(threads, pack_job, j);
+    atomic_store_explicit(&j->next, 0, memory_order_relaxed);
+    eva_pool_run(threads, tiles_job, j);
 }
 
 /* Unpacked fallback when no packing buffer can be had: the same float chains and double sums (so
@@ -557,13 +568,13 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
             for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;
         return;
     }
-    const tile_fn kern = kernel_fn(current_kernel());
     const int tb = token_block(M, K);
     scratch = align64(scratch);
-    float *work = scratch + (size_t)tb * K;
+    gemm_job j = {out, scratch, scratch + (size_t)tb * K, NULL, x, w, bias, C, K, ldx, ldw, ldo, kc,
+                  kernel_fn(current_kernel()), 0, 0, 0, K, 0};
     for (int t0 = 0; t0 < M; t0 += tb) {
-        int tn = M - t0 < tb ? M - t0 : tb;
-        gemm_block(out, scratch, work, NULL, x, w, bias, t0, tn, C, 0, K, K, ldx, ldw, ldo, kc, kern, false);
+        j.t0 = t0, j.tn = M - t0 < tb ? M - t0 : tb;
+        gemm_block(&j, 1);
     }
 }
 
@@ -650,40 +661,25 @@ void eva_gemm_nt_w(float *out, const float *x, eva_wmat w, const float *bias, in
             for (int c = 0; c < C; c++) out[(size_t)t * ldo + c] = bias ? bias[c] : 0.0f;
         return;
     }
-    bool par = false;
-#ifdef EVA_HAVE_OPENMP
-    if (threads <= 0) threads = omp_get_max_threads();
-    par = threads > 1 && (double)M * C * K > 2e5 && !omp_in_parallel();
-#endif
+    if (threads <= 0) threads = eva_ref_threads();
+    const bool par = threads > 1 && (double)M * C * K > 2e5 && !eva_pool_in_job();
     if (!par) threads = 1;
     gemm_plan pl = plan_parallel(M, C, K, threads);
-    size_t bytes = pl.bytes;
-    int tb = pl.tb, kspan = pl.kspan;
-    size_t dbig_n = pl.dbig_n;
     bool cached;
-    float *packed = buffer_get(bytes, &cached);
+    float *packed = buffer_get(pl.bytes, &cached);
     if (!packed) {
         gemm_naive(out, x, w, bias, M, C, K, ldx, ldw, ldo, KC);
         return;
     }
-    float *work = packed + (size_t)tb * kspan;
-    double *dbig = dbig_n ? (double *)(work + (size_t)threads * work_floats()) : NULL;
-    const tile_fn kern = kernel_fn(current_kernel());
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel num_threads(threads) if (par)
-#endif
-    {
-        bool team = false;
-#ifdef EVA_HAVE_OPENMP
-        team = omp_get_num_threads() > 1;
-#endif
-        for (int t0 = 0; t0 < M; t0 += tb) {
-            int tn = M - t0 < tb ? M - t0 : tb;
-            for (int k0 = 0; k0 < K; k0 += kspan) {
-                int k1 = K - k0 < kspan ? K : k0 + kspan;
-                gemm_block(out, packed, work, dbig, x, w, bias, t0, tn, C, k0, k1, K, ldx, ldw, ldo, KC, kern,
-                           team);
-            }
+    float *work = packed + (size_t)pl.tb * pl.kspan;
+    double *dbig = pl.dbig_n ? (double *)(work + (size_t)threads * work_floats()) : NULL;
+    gemm_job j = {out, packed, work, dbig, x, w, bias, C, K, ldx, ldw, ldo, KC, kernel_fn(current_kernel()),
+                  0, 0, 0, 0, 0};
+    for (int t0 = 0; t0 < M; t0 += pl.tb) {
+        j.t0 = t0, j.tn = M - t0 < pl.tb ? M - t0 : pl.tb;
+        for (int k0 = 0; k0 < K; k0 += pl.kspan) {
+            j.kbeg = k0, j.kend = K - k0 < pl.kspan ? K : k0 + pl.kspan;
+            gemm_block(&j, threads);
         }
     }
     buffer_put(packed, cached);

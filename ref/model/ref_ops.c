@@ -19,12 +19,14 @@
 #include "ref_ops.h"
 
 #include <float.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ref_gemm.h"
 #include "ref_model.h"
+#include "ref_pool.h"
 
 #ifdef EVA_HAVE_OPENMP
 #include <omp.h>
@@ -122,12 +124,35 @@ int eva_ref_threads(void) {
 #endif
 }
 
-static int thread_id(void) {
-#ifdef EVA_HAVE_OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
+/* ---- parallel pieces ------------------------------------------------------------------------
+ * An op splits its work into `count` pieces (rows or chunks of elements) and runs them on the
+ * pool (ref_pool.h), handed out one at a time; piece(ctx, i, worker) does piece i. */
+
+typedef void (*piece_fn)(void *ctx, int i, int worker);
+typedef struct {
+    piece_fn piece;
+    void *ctx;
+    int count;
+    atomic_int next;
+} pieces_job;
+
+static void pieces_worker(void *c, int worker, int nworkers) {
+    pieces_job *j = c;
+    (void)nworkers;
+    for (int i; (i = eva_pool_next(&j->next, j->count)) >= 0;) j->piece(j->ctx, i, worker);
+}
+
+/* Runs pieces 0..count-1 on up to `threads` workers (<= 0: eva_ref_threads()); on the calling
+ * thread alone when !parallel. */
+static void run_pieces(int count, bool parallel, int threads, piece_fn piece, void *ctx) {
+    if (threads <= 0) threads = eva_ref_threads();
+    if (!parallel || count < 2 || threads < 2) {
+        for (int i = 0; i < count; i++) piece(ctx, i, 0);
+        return;
+    }
+    pieces_job j = {piece, ctx, count, 0};
+    atomic_init(&j.next, 0);
+    eva_pool_run(threads < count ? threads : count, pieces_worker, &j);
 }
 
 /* ---- linear ---------------------------------------------------------------------------------- */
@@ -181,12 +206,41 @@ AI void layernorm_row_body(float *y, const float *x, const float *w, const float
 ISA_VARIANTS(layernorm_row, (float *y, const float *x, const float *w, const float *b, int C, double eps),
              (y, x, w, b, C, eps))
 
+/* rows [i * rows, (i + 1) * rows) of a row op */
+typedef struct {
+    float *y;
+    const float *x, *w, *b;
+    int M, C, rows;
+    double eps;
+    void (*ln)(float *, const float *, const float *, const float *, int, double);
+    void (*rms)(float *, const float *, const float *, int, double);
+    void (*sm)(float *, const float *, int);
+} rows_ctx;
+
+static void rows_piece(void *c, int i, int worker) {
+    const rows_ctx *a = c;
+    (void)worker;
+    const int r1 = (i + 1) * a->rows < a->M ? (i + 1) * a->rows : a->M;
+    for (int r = i * a->rows; r < r1; r++) {
+        float *y = a->y + (size_t)r * a->C;
+        const float *x = a->x + (size_t)r * a->C;
+        if (a->ln)
+            a->ln(y, x, a->w, a->b, a->C, a->eps);
+        else if (a->rms)
+            a->rms(y, x, a->w, a->C, a->eps);
+        else
+            a->sm(y, x, a->C);
+    }
+}
+
+static void run_rows(rows_ctx *a) {
+    a->rows = ROW_CHUNK(a->C);
+    run_pieces((a->M + a->rows - 1) / a->rows, ROWS_PAR(a->M, a->C), 0, rows_piece, a);
+}
+
 void eva_ref_layernorm(float *y, const float *x, const float *w, const float *b, int M, int C, double eps) {
-    void (*row)(float *, const float *, const float *, const float *, int, double) = ISA_PICK(layernorm_row);
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, ROW_CHUNK(C)) if (ROWS_PAR(M, C))
-#endif
-    for (int r = 0; r < M; r++) row(y + (size_t)r * C, x + (size_t)r * C, w, b, C, eps);
+    rows_ctx a = {y, x, w, b, M, C, 0, eps, ISA_PICK(layernorm_row), NULL, NULL};
+    run_rows(&a);
 }
 
 /* y[C] = x * (mean(x^2) + eps)^-1/2 * w, the sum of squares in 8 double lanes */
@@ -206,22 +260,41 @@ AI void rmsnorm_row_body(float *y, const float *x, const float *w, int C, double
 ISA_VARIANTS(rmsnorm_row, (float *y, const float *x, const float *w, int C, double eps), (y, x, w, C, eps))
 
 void eva_ref_rmsnorm(float *y, const float *x, const float *w, int M, int C, double eps) {
-    void (*row)(float *, const float *, const float *, int, double) = ISA_PICK(rmsnorm_row);
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, ROW_CHUNK(C)) if (ROWS_PAR(M, C))
-#endif
-    for (int r = 0; r < M; r++) row(y + (size_t)r * C, x + (size_t)r * C, w, C, eps);
+    rows_ctx a = {y, x, w, NULL, M, C, 0, eps, NULL, ISA_PICK(rmsnorm_row), NULL};
+    run_rows(&a);
 }
 
-void eva_ref_gelu(float *y, const float *x, int64_t n) {
-    /* libm's erf (double), element by element: no vector form here */
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, PW_CHUNK) if (n > 32768)
-#endif
+/* chunk i (PW_CHUNK elements) of a pointwise op: out = f(in1, in2) */
+typedef struct {
+    float *out;
+    const float *in1, *in2;
+    int64_t n;
+    void (*f)(float *, const float *, const float *, int64_t);
+} pw_ctx;
+
+static void pw_piece(void *c, int i, int worker) {
+    const pw_ctx *a = c;
+    (void)worker;
+    int64_t o = (int64_t)i * PW_CHUNK, len = a->n - o < PW_CHUNK ? a->n - o : PW_CHUNK;
+    a->f(a->out + o, a->in1 + o, a->in2 ? a->in2 + o : NULL, len);
+}
+
+static void run_pointwise(pw_ctx *a, int64_t min_parallel) {
+    run_pieces((int)((a->n + PW_CHUNK - 1) / PW_CHUNK), a->n > min_parallel, 0, pw_piece, a);
+}
+
+/* libm's erf (double), element by element: no vector form here */
+static void gelu_chunk(float *y, const float *x, const float *unused, int64_t n) {
+    (void)unused;
     for (int64_t i = 0; i < n; i++) {
         double t = x[i];
         y[i] = (float)(0.5 * t * (1.0 + erf(t * 0.70710678118654752440)));
     }
+}
+
+void eva_ref_gelu(float *y, const float *x, int64_t n) {
+    pw_ctx a = {y, x, NULL, n, gelu_chunk};
+    run_pointwise(&a, 32768);
 }
 
 /* z[n] = g / (1 + exp(-g)) * a in double */
@@ -239,15 +312,8 @@ AI void swiglu_chunk_body(float *z, const float *g, const float *a, int64_t n) {
 ISA_VARIANTS(swiglu_chunk, (float *z, const float *g, const float *a, int64_t n), (z, g, a, n))
 
 void eva_ref_swiglu(float *z, const float *g, const float *a, int64_t n) {
-    void (*chunk)(float *, const float *, const float *, int64_t) = ISA_PICK(swiglu_chunk);
-    const int64_t chunks = (n + PW_CHUNK - 1) / PW_CHUNK;
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (chunks > 2)
-#endif
-    for (int64_t i = 0; i < chunks; i++) {
-        int64_t o = i * PW_CHUNK, len = n - o < PW_CHUNK ? n - o : PW_CHUNK;
-        chunk(z + o, g + o, a + o, len);
-    }
+    pw_ctx c = {z, g, a, n, ISA_PICK(swiglu_chunk)};
+    run_pointwise(&c, 32768);
 }
 
 /* y[C] = exp(x - max) / sum exp(x - max), in double (exp twice: nothing stored in between) */
@@ -273,11 +339,8 @@ AI void softmax_row_body(float *y, const float *x, int C) {
 ISA_VARIANTS(softmax_row, (float *y, const float *x, int C), (y, x, C))
 
 void eva_ref_softmax(float *y, const float *x, int M, int C) {
-    void (*row)(float *, const float *, int) = ISA_PICK(softmax_row);
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, ROW_CHUNK(C)) if (ROWS_PAR(M, C))
-#endif
-    for (int r = 0; r < M; r++) row(y + (size_t)r * C, x + (size_t)r * C, C);
+    rows_ctx a = {y, x, NULL, NULL, M, C, 0, 0.0, NULL, NULL, ISA_PICK(softmax_row)};
+    run_rows(&a);
 }
 
 AI void add_chunk_body(float *y, const float *a, const float *b, int64_t n) {
@@ -294,15 +357,8 @@ AI void add_chunk_body(float *y, const float *a, const float *b, int64_t n) {
 ISA_VARIANTS(add_chunk, (float *y, const float *a, const float *b, int64_t n), (y, a, b, n))
 
 void eva_ref_add(float *y, const float *a, const float *b, int64_t n) {
-    void (*chunk)(float *, const float *, const float *, int64_t) = ISA_PICK(add_chunk);
-    const int64_t chunks = (n + 4 * PW_CHUNK - 1) / (4 * PW_CHUNK);
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
-#endif
-    for (int64_t i = 0; i < chunks; i++) {
-        int64_t o = i * 4 * PW_CHUNK, len = n - o < 4 * PW_CHUNK ? n - o : 4 * PW_CHUNK;
-        chunk(y + o, a + o, b + o, len);
-    }
+    pw_ctx c = {y, a, b, n, ISA_PICK(add_chunk)};
+    run_pointwise(&c, 131072);
 }
 
 /* ---- attention ------------------------------------------------------------------------------- */
@@ -344,47 +400,54 @@ int64_t eva_ref_attention_scratch_floats(int N, int d, int threads) {
     return attn_thread_floats(N, d) * threads;
 }
 
+/* The operands of one attention call, shared by the workers (one (batch, head) pair a piece). */
+typedef struct {
+    float *out, *scratch, *gemm_scratch;
+    const float *q, *k, *v;
+    int N, H, d, ldq, ldk, ldv;
+    bool causal;
+    int64_t gs;
+    float scale;
+    void (*score_softmax)(float *, int, int);
+} attn_ctx;
+
+static void attn_pair(void *c, int p, int worker) {
+    const attn_ctx *a = c;
+    const int N = a->N, d = a->d, D = a->H * d, b = p / a->H, h = p % a->H;
+    float *qs = a->scratch + attn_thread_floats(N, d) * worker;
+    float *vt = qs + (size_t)N * d, *s = vt + 3 * (size_t)N * d;
+    float *gsc = a->gemm_scratch ? a->gemm_scratch + (size_t)a->gs * worker : NULL;
+    const float *kh = a->k + (size_t)b * N * a->ldk + (size_t)h * d;
+    float *oh = a->out + (size_t)b * N * D + (size_t)h * d;
+    for (int n = 0; n < N; n++) {
+        const float *qr = a->q + ((size_t)b * N + n) * a->ldq + (size_t)h * d;
+        for (int c = 0; c < d; c++) qs[(size_t)n * d + c] = qr[c] * a->scale;
+    }
+    for (int n0 = 0; n0 < N; n0 += 16) /* vt = v^T in 16-token strips (cache-friendly) */
+        for (int c = 0; c < d; c++)
+            for (int n = n0; n < n0 + 16 && n < N; n++)
+                vt[(size_t)c * N + n] = a->v[((size_t)b * N + n) * a->ldv + (size_t)h * d + c];
+    eva_gemm_nt_serial(s, gsc, qs, kh, NULL, N, N, d, d, a->ldk, N, 16); /* S = qs . k^T */
+    for (int n = 0; n < N; n++) a->score_softmax(s + (size_t)n * N, a->causal ? n + 1 : N, N);
+    eva_gemm_nt_serial(oh, gsc, s, vt, NULL, N, d, N, N, N, D, 0); /* O = P . vt^T, into out */
+}
+
 void eva_ref_attention(float *out, float *scratch, const float *q, const float *k, const float *v, int B, int N,
                        int H, int d, int ldq, int ldk, int ldv, bool causal, int threads) {
-    /* Per (batch, head) pair on one thread: S = (q * scale) . k^T and O = P . V with the reference
-     * SGEMM (serial entry; one packing allocation per call; if that fails the SGEMM computes the
-     * same sums by plain loops), scores in float chains of 16 products folded into double, the
-     * softmax in between with one exp per score rounded to float and the row sum in double. k is read in place;
-     * q is scaled into qs; v is transposed into vt (the SGEMM's weight side is row-major over the
-     * inner dim); O is written straight into its columns of out. */
-    const float scale = (float)(1.0 / sqrt((double)d));
-    const int D = H * d;
-    const int pairs = B * H;
+    /* Per (batch, head) pair on one worker, the pairs handed out one at a time: S = (q * scale) .
+     * k^T and O = P . V with the reference SGEMM (serial entry; one packing allocation per call;
+     * if that fails the SGEMM computes the same sums by plain loops), scores in float chains of 16
+     * products folded into double, the softmax in between with one exp per score rounded to
+     * float and the row sum in double. k is read in place; q is scaled into qs; v is transposed
+     * into vt (the SGEMM's weight side is row-major over the inner dim); O is written straight
+     * into its columns of out. */
     if (threads < 1) threads = 1;
     int64_t gs = eva_gemm_scratch_floats(N, d), gs2 = eva_gemm_scratch_floats(N, N);
     if (gs2 > gs) gs = gs2;
-    float *gemm_scratch = malloc(sizeof(float) * (size_t)gs * (size_t)threads);
-    void (*score_softmax)(float *, int, int) = ISA_PICK(score_softmax);
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && pairs > 1)
-#endif
-    for (int p = 0; p < pairs; p++) {
-        int b = p / H, h = p % H;
-        int tid = thread_id();
-        if (tid >= threads) tid = threads - 1; /* cannot happen with num_threads(threads) */
-        float *qs = scratch + attn_thread_floats(N, d) * tid;
-        float *vt = qs + (size_t)N * d, *s = vt + 3 * (size_t)N * d;
-        float *gsc = gemm_scratch ? gemm_scratch + (size_t)gs * tid : NULL;
-        const float *kh = k + (size_t)b * N * ldk + (size_t)h * d;
-        float *oh = out + (size_t)b * N * D + (size_t)h * d;
-        for (int n = 0; n < N; n++) {
-            const float *qr = q + ((size_t)b * N + n) * ldq + (size_t)h * d;
-            for (int c = 0; c < d; c++) qs[(size_t)n * d + c] = qr[c] * scale;
-        }
-        for (int n0 = 0; n0 < N; n0 += 16) /* vt = v^T in 16-token strips (cache-friendly) */
-            for (int c = 0; c < d; c++)
-                for (int n = n0; n < n0 + 16 && n < N; n++)
-                    vt[(size_t)c * N + n] = v[((size_t)b * N + n) * ldv + (size_t)h * d + c];
-        eva_gemm_nt_serial(s, gsc, qs, kh, NULL, N, N, d, d, ldk, N, 16); /* S = qs . k^T */
-        for (int n = 0; n < N; n++) score_softmax(s + (size_t)n * N, causal ? n + 1 : N, N);
-        eva_gemm_nt_serial(oh, gsc, s, vt, NULL, N, d, N, N, N, D, 0); /* O = P . vt^T, into out */
-    }
-    free(gemm_scratch);
+    attn_ctx a = {out, scratch, malloc(sizeof(float) * (size_t)gs * (size_t)threads), q, k, v, N, H, d, ldq, ldk,
+                  ldv, causal, gs, (float)(1.0 / sqrt((double)d)), ISA_PICK(score_softmax)};
+    run_pieces(B * H, true, threads, attn_pair, &a);
+    free(a.gemm_scratch);
 }
 
 /* ---- rotary embedding ------------------------------------------------------------------------ */
@@ -414,16 +477,21 @@ eva_status eva_ref_rope_table(float *cos_t, float *sin_t, int G, int ref, int d)
     return EVA_OK;
 }
 
-void eva_ref_rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int N, int H, int d, int ld) {
-    const int rows = B * (N - 1);
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if ((double)rows * H * d > 32768.0)
-#endif
-    for (int i = 0; i < rows; i++) {
-        int b = i / (N - 1), t = i % (N - 1);
-        float *xr = x + ((size_t)b * N + t + 1) * ld;
-        const float *C = cos_t + (size_t)t * d, *S = sin_t + (size_t)t * d;
-        for (int h = 0; h < H; h++) {
+typedef struct {
+    float *x;
+    const float *cos_t, *sin_t;
+    int N, H, d, ld, rows;
+} rope_ctx;
+
+static void rope_piece(void *c, int i, int worker) {
+    const rope_ctx *a = c;
+    (void)worker;
+    const int d = a->d, end = (i + 1) * a->rows;
+    for (int r = i * a->rows; r < end; r++) {
+        int b = r / (a->N - 1), t = r % (a->N - 1);
+        float *xr = a->x + ((size_t)b * a->N + t + 1) * a->ld;
+        const float *C = a->cos_t + (size_t)t * d, *S = a->sin_t + (size_t)t * d;
+        for (int h = 0; h < a->H; h++) {
             float *xh = xr + (size_t)h * d;
             for (int m = 0; m < d / 2; m++) {
                 double x0 = xh[2 * m], x1 = xh[2 * m + 1];
@@ -432,6 +500,19 @@ void eva_ref_rope_apply(float *x, const float *cos_t, const float *sin_t, int B,
             }
         }
     }
+}
+
+void eva_ref_rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int N, int H, int d, int ld) {
+    const int rows = B * (N - 1);
+    if (rows <= 0) return;
+    rope_ctx a = {x, cos_t, sin_t, N, H, d, ld, 1};
+    /* pieces of whole rows, exactly dividing `rows` (at most ~32 rows each) */
+    for (int r = 32; r > 1; r--)
+        if (rows % r == 0) {
+            a.rows = r;
+            break;
+        }
+    run_pieces(rows / a.rows, (double)rows * H * d > 32768.0, 0, rope_piece, &a);
 }
 
 /* ---- embeddings ------------------------------------------------------------------------------ */
@@ -445,10 +526,7 @@ void eva_ref_patch_embed(float *out, float *scratch, const float *pixels, const 
                          int S, int P, int D) {
     const int G = S / P, K = 3 * P * P;
     const int rows = B * G * G;
-#ifdef EVA_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if ((double)rows * K > 65536.0)
-#endif
-    for (int t = 0; t < rows; t++) {
+    for (int t = 0; t < rows; t++) { /* im2col: copies only, a small share of the product after it */
         int b = t / (G * G), r = (t / G) % G, c = t % G;
         float *col = scratch + (size_t)t * K;
         for (int ch = 0; ch < 3; ch++)

@@ -1,7 +1,8 @@
 /* gemm_kernels_check.c: a dependency-free check of the SGEMM micro-kernels (ref_gemm.h) for
  * builds where the Check suites do not run, such as an AArch64 cross build run under an emulator
  * (tests/cross/aarch64.sh). For every kernel this CPU runs: the portable kernel's bits at shapes
- * with full and half-width last panels, K not a multiple of the chain, a short chain (kc 16); and
+ * with full and half-width last panels, K not a multiple of the chain, a short chain (kc 16), serial
+ * and on 3 pool threads; and
  * every output against the documented model (float chains of fused multiply-adds, restarting
  * every kc products, added in double, bias in double, one rounding). Prints one line per kernel
  * and "N passed, N failed"; exit status 1 on any failure. */
@@ -42,6 +43,14 @@ static int check_shape(const char *kernel, int M, int C, int K, int kc) {
         printf("%s: M%d C%d K%d kc%d differs from the portable kernel\n", kernel, M, C, K, kc);
         bad = 1;
     }
+    if (!bad && kc <= 0) { /* the parallel entry on 3 workers of the pool */
+        memset(got, 0, sizeof(float) * (size_t)M * C);
+        eva_gemm_nt(got, x, w, b, M, C, K, K, K, C, 3);
+        if (memcmp(want, got, sizeof(float) * (size_t)M * C) != 0) {
+            printf("%s: M%d C%d K%d on 3 threads differs from the portable kernel\n", kernel, M, C, K);
+            bad = 1;
+        }
+    }
     const int chain = kc > 0 ? kc : EVA_GEMM_KC;
     for (int i = 0; i < M && !bad; i++)
         for (int j = 0; j < C && !bad; j++) {
@@ -64,7 +73,7 @@ static int check_shape(const char *kernel, int M, int C, int K, int kc) {
 int main(void) {
     static const char *const kernels[] = {"portable", "avx2", "avx512", "neon"};
     static const int shapes[][4] = {{1, 1, 1, 0},    {33, 25, 129, 0}, {101, 45, 300, 0}, {48, 13, 77, 0},
-                                    {197, 30, 64, 16}, {17, 12, 197, 0}, {50, 37, 768, 0}};
+                                    {197, 30, 64, 16}, {17, 12, 197, 0}, {50, 37, 768, 0}, {300, 50, 3000, 0}};
     int passed = 0, failed = 0;
     for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
         if (!eva_gemm_kernel_available(kernels[k])) continue;
