@@ -7,10 +7,12 @@
 
 #include "check_main.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref_gemm.h"
 #include "ref_model.h"
 #include "ref_ops.h"
 
@@ -394,6 +396,117 @@ START_TEST(test_embeddings_outputs) {
 }
 END_TEST
 
+/* ---- the vectorised ops on every instruction set ------------------------------------------- */
+
+/* The row and pointwise ops against double loops written here with libm (exp, sqrt): within one
+ * float rounding of the double result (2^-24 relative, plus a little for the statistics), on
+ * rows whose length leaves a tail after the 8-lane blocks, and values from tiny to large. */
+static void check_ops_vs_libm(void) {
+    static const int widths[] = {1, 7, 13, 64, 77, 771};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        const int M = 3, C = widths[wi];
+        float *x = randv((size_t)M * C), *w = randv(C), *b = randv(C), *y = malloc(sizeof(float) * M * C);
+        for (int i = 0; i < M * C; i++) x[i] = x[i] * 30.0f + 5.0f; /* offset mean, wide range */
+        eva_ref_layernorm(y, x, w, b, M, C, 1e-6);
+        for (int r = 0; r < M; r++) {
+            double mean = 0, var = 0;
+            for (int c = 0; c < C; c++) mean += x[r * C + c];
+            mean /= C;
+            for (int c = 0; c < C; c++) var += (x[r * C + c] - mean) * (x[r * C + c] - mean);
+            var /= C;
+            for (int c = 0; c < C; c++) {
+                double want = (x[r * C + c] - mean) / sqrt(var + 1e-6) * w[c] + b[c];
+                CLOSE(y[r * C + c], want, 1.2e-7 * fabs(want) + 1e-12 * (fabs(w[c]) + 1));
+            }
+        }
+        eva_ref_rmsnorm(y, x, w, M, C, 1e-6);
+        for (int r = 0; r < M; r++) {
+            double ss = 0;
+            for (int c = 0; c < C; c++) ss += (double)x[r * C + c] * x[r * C + c];
+            for (int c = 0; c < C; c++) {
+                double want = x[r * C + c] / sqrt(ss / C + 1e-6) * w[c];
+                CLOSE(y[r * C + c], want, 1.2e-7 * fabs(want) + 1e-30);
+            }
+        }
+        eva_ref_softmax(y, x, M, C);
+        for (int r = 0; r < M; r++) {
+            double mx = -INFINITY, sum = 0;
+            for (int c = 0; c < C; c++) mx = x[r * C + c] > mx ? x[r * C + c] : mx;
+            for (int c = 0; c < C; c++) sum += exp(x[r * C + c] - mx);
+            for (int c = 0; c < C; c++) {
+                double want = exp(x[r * C + c] - mx) / sum;
+                CLOSE(y[r * C + c], want, 1.2e-7 * want + 1e-45);
+            }
+        }
+        float *a = randv((size_t)M * C);
+        eva_ref_swiglu(y, x, a, (int64_t)M * C);
+        for (int i = 0; i < M * C; i++) {
+            double t = x[i], want = t / (1.0 + exp(-t)) * a[i];
+            CLOSE(y[i], want, 6e-8 * fabs(want) + 1e-45);
+        }
+        free(x), free(w), free(b), free(y), free(a);
+    }
+    /* SwiGLU over the whole range of exp, including where it overflows or underflows */
+    float g[8] = {-1000.0f, -745.0f, -100.0f, -20.0f, -1e-30f, 0.0f, 88.0f, 1000.0f}, a[8], z[8];
+    for (int i = 0; i < 8; i++) a[i] = 1.0f;
+    eva_ref_swiglu(z, g, a, 8);
+    for (int i = 0; i < 8; i++) {
+        double want = (double)g[i] / (1.0 + exp(-(double)g[i]));
+        CLOSE(z[i], want, 6e-8 * fabs(want) + 1e-45);
+    }
+}
+
+/* Runs every row/pointwise op and attention on the same data; results appended to `out`. */
+static size_t run_vector_ops(float *out, const float *x, const float *w, const float *b, const float *qkv) {
+    enum { M = 5, C = 771 };
+    size_t o = 0;
+    eva_ref_layernorm(out + o, x, w, b, M, C, 1e-5), o += M * C;
+    eva_ref_layernorm(out + o, x, w, NULL, M, C, 1e-5), o += M * C;
+    eva_ref_rmsnorm(out + o, x, w, M, C, 1e-6), o += M * C;
+    eva_ref_softmax(out + o, x, M, C), o += M * C;
+    eva_ref_swiglu(out + o, x, x + C, (int64_t)(M - 1) * C), o += (size_t)(M - 1) * C;
+    eva_ref_add(out + o, x, x + 1, (int64_t)(M - 1) * C), o += (size_t)(M - 1) * C;
+    const int B = 2, N = 37, H = 3, d = 24, D = H * d;
+    float *scr = malloc(sizeof(float) * eva_ref_attention_scratch_floats(N, d, 2));
+    eva_ref_attention(out + o, scr, qkv, qkv + D, qkv + 2 * D, B, N, H, d, 3 * D, 3 * D, 3 * D, false, 2);
+    o += (size_t)B * N * D;
+    eva_ref_attention(out + o, scr, qkv, qkv + D, qkv + 2 * D, B, N, H, d, 3 * D, 3 * D, 3 * D, true, 1);
+    o += (size_t)B * N * D;
+    free(scr);
+    return o;
+}
+
+/* The ops follow the SGEMM kernel's instruction set; every variant gives the portable bits, and
+ * each is within one rounding of the libm loops. */
+START_TEST(test_ops_every_isa) {
+    static const char *const kernels[] = {"portable", "avx2", "avx512", "neon"};
+    enum { M = 5, C = 771 };
+    float *x = randv((size_t)M * C), *w = randv(C), *b = randv(C), *qkv = randv((size_t)2 * 37 * 3 * 72);
+    for (int i = 0; i < M * C; i++) x[i] *= 8.0f;
+    const size_t cap = (size_t)8 * M * C + 4 * 37 * 72;
+    float *want = malloc(sizeof(float) * cap), *got = malloc(sizeof(float) * cap);
+    ck_assert_int_eq(eva_gemm_set_kernel("portable"), EVA_OK);
+    size_t n = run_vector_ops(want, x, w, b, qkv);
+    ck_assert(n <= cap);
+    check_ops_vs_libm();
+    int ran = 0;
+    for (size_t k = 1; k < sizeof kernels / sizeof kernels[0]; k++) {
+        if (!eva_gemm_kernel_available(kernels[k])) continue;
+        ck_assert_int_eq(eva_gemm_set_kernel(kernels[k]), EVA_OK);
+        memset(got, 0, sizeof(float) * cap);
+        run_vector_ops(got, x, w, b, qkv);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(memcmp(&want[i], &got[i], sizeof(float)) == 0, "ops with %s differ from portable at %zu: %.9g vs %.9g",
+                          kernels[k], i, got[i], want[i]);
+        check_ops_vs_libm();
+        ran++;
+    }
+    printf("op_ref: vector ops checked on portable and %d other instruction set(s)\n", ran);
+    ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
+    free(x), free(w), free(b), free(qkv), free(want), free(got);
+}
+END_TEST
+
 Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("ref_ops");
     TCase *tc = tcase_create("ops");
@@ -411,6 +524,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, test_rope_apply);
     tcase_add_test(tc, test_patch_embed);
     tcase_add_test(tc, test_embeddings_outputs);
+    tcase_add_test(tc, test_ops_every_isa);
     suite_add_tcase(s, tc);
         return s;
 }
