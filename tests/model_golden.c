@@ -8,7 +8,8 @@
  * under the plain bound |got - ref| <= 1e-5 + 1e-4 |ref| elementwise. The test also demands that
  * the golden holds every tap eva_tap_names() lists (so "every tap" is checked, not assumed), that
  * our forward emits every tap the golden holds, and that no tap is emitted twice. It prints the max
- * abs error per golden and weights file. */
+ * abs error per golden and weights file; the golden's own weights run on every SGEMM kernel this CPU
+ * runs (portable, AVX2, AVX-512, NEON), the other weights files on the default kernel. */
 #include <check.h>
 
 #include "check_main.h"
@@ -23,6 +24,7 @@
 #include "eva_tap.h"
 #include "eva_weights.h"
 #include "golden.h"
+#include "ref_gemm.h"
 #include "ref_model.h"
 
 typedef struct {
@@ -234,14 +236,23 @@ START_TEST(test_every_golden) {
                 snprintf(wpath, sizeof wpath, "%s", main_w);
             else
                 snprintf(wpath, sizeof wpath, "%s/%s", dir, alts[w]);
-            char worst[EVA_TAP_NAME_MAX] = "";
-            int nc = 0;
-            double budget = 0.0;
-            double e = run_one(&g, &cfg, wpath, worst, sizeof worst, &nc, &budget);
-            const char *base = strrchr(wpath, '/');
-            printf("golden %-6s family %-18s weights %-28s taps %3d  max abs err %.3e (%s), max budget used %.3f\n",
-                   stem, eva_family_name(eva_config_family(&cfg)), base ? base + 1 : wpath, nc, e, worst, budget);
-            fflush(stdout);
+            /* the golden's own weights on every SGEMM kernel this CPU runs, the others on the default */
+            static const char *const kernels[] = {"auto", "portable", "avx2", "avx512", "neon"};
+            for (int kk = 0; kk < (w < 0 ? 5 : 1); kk++) {
+                if (kk > 0 && !eva_gemm_kernel_available(kernels[kk])) continue;
+                ck_assert_int_eq(eva_gemm_set_kernel(kernels[kk]), EVA_OK);
+                char worst[EVA_TAP_NAME_MAX] = "";
+                int nc = 0;
+                double budget = 0.0;
+                double e = run_one(&g, &cfg, wpath, worst, sizeof worst, &nc, &budget);
+                const char *base = strrchr(wpath, '/');
+                printf("golden %-6s family %-18s weights %-28s kernel %-8s taps %3d  max abs err %.3e (%s), max budget "
+                       "used %.3f\n",
+                       stem, eva_family_name(eva_config_family(&cfg)), base ? base + 1 : wpath, eva_gemm_kernel_name(),
+                       nc, e, worst, budget);
+                fflush(stdout);
+            }
+            ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
         }
         for (int w = 0; w < na; w++) free(alts[w]);
         free(alts);
