@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "cmds.h"
 #include "eva_config.h"
+#include "ref_gemm.h"
 
 static cJSON *build_json(void) {
     cJSON *b = cJSON_CreateObject();
@@ -38,6 +39,11 @@ static cJSON *build_json(void) {
 #endif
     cJSON_AddStringToObject(b, "compiler", __VERSION__);
     cJSON_AddStringToObject(b, "flags", EVA_BUILD_FLAGS);
+    cJSON_AddStringToObject(b, "gemm_kernel", eva_gemm_kernel_name());
+    cJSON *k = cJSON_AddArrayToObject(b, "gemm_kernels_available");
+    static const char *const kernels[] = {"portable", "avx2", "avx512", "neon"};
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (eva_gemm_kernel_available(kernels[i])) cJSON_AddItemToArray(k, cJSON_CreateString(kernels[i]));
     return b;
 }
 
@@ -128,6 +134,11 @@ static int print_table(int only) {
            "GF/image", "GF/text", "size", "embed");
     for (int i = 0; i < eva_config_builtin_count(); i++)
         if (only < 0 || only == i) print_row(i);
+    printf("\nreference SGEMM kernel: %s (this CPU runs:", eva_gemm_kernel_name());
+    static const char *const kernels[] = {"portable", "avx2", "avx512", "neon"};
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (eva_gemm_kernel_available(kernels[i])) printf(" %s", kernels[i]);
+    printf("; EVA_GEMM_KERNEL=NAME selects one)\n");
     if (only >= 0) {
         const char *const *al = eva_config_builtin_aliases(only);
         printf("\naliases:");
@@ -152,6 +163,7 @@ int eva_cmd_info(int argc, char **argv) {
     info_args a;
     int r = parse(&a, argc, argv);
     if (r >= 0) return r;
+    if (eva_gemm_kernel_from_env() != EVA_OK) return eva_cli_fail("info", EVA_ERR_INVALID_ARG);
     int only = -1;
     if (a.variant && (only = find_builtin(a.variant)) < 0) return eva_cli_fail("info", EVA_ERR_INVALID_ARG);
     if (a.json && only >= 0) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "eva_checkpoint.h"
+#include "ref_gemm.h"
 #include "ref_model.h"
 #ifdef EVA_HAVE_CUDA
 #include "eva_cuda.h"
@@ -23,7 +24,7 @@ eva_status eva_backend_check(eva_impl impl, eva_precision p) {
         if (p != EVA_PREC_FP32)
             return eva_fail(EVA_ERR_UNSUPPORTED, "--precision %s: the reference runs fp32 only (use --impl cuda)",
                             eva_precision_name(p));
-        return EVA_OK;
+        return eva_gemm_kernel_from_env(); /* EVA_GEMM_KERNEL: a bad or unrunnable name is refused */
     }
 #ifndef EVA_HAVE_CUDA
     return eva_fail(EVA_ERR_UNSUPPORTED, "--impl cuda: this build has no CUDA (nvcc was not found at build time)");

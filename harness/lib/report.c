@@ -1,6 +1,8 @@
 /* report.c: verify's table printed and written as Markdown and JSON (see report.h). */
 #include "report.h"
 
+#include "ref_gemm.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -186,6 +188,7 @@ eva_status eva_report_write_json(const eva_verify_report *r, const char *path) {
     cJSON_AddStringToObject(build, "version", EVA_VERSION);
     cJSON_AddStringToObject(build, "git_rev", EVA_GIT_REV);
     cJSON_AddStringToObject(build, "flags", EVA_BUILD_FLAGS);
+    cJSON_AddStringToObject(build, "gemm_kernel", eva_gemm_kernel_name());
     char when[32];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
