@@ -158,8 +158,12 @@ __attribute__((target("fma"))) static void tile_portable_fma(double dacc[MR][NR]
 }
 
 /* AVX2 + FMA: 6 rows x 16 tokens (two 8-float vectors) = 12 accumulators per pass, four passes
- * per tile and chain; per k two panel loads and six broadcasts. */
+ * per tile and chain; per k two panel loads and six broadcasts. A half panel with at most 8 real
+ * tokens (the narrow end of a block) takes 12 rows x 8 tokens instead. */
 #define ROWS6(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+/* wt: the tile's weight rows copied to wt[i * KB + k], so that every broadcast addresses one base
+ * register + k + a constant. */
+#define ROWS_X(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
 
 __attribute__((target("avx2,fma"))) static inline void fold8(double *d, __m256 s) {
     __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(s)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1));
@@ -167,12 +171,32 @@ __attribute__((target("avx2,fma"))) static inline void fold8(double *d, __m256 s
     _mm256_storeu_pd(d + 4, _mm256_add_pd(_mm256_loadu_pd(d + 4), hi));
 }
 
+/* 12 rows x 8 tokens (one vector per row), for a half panel with at most 8 real tokens */
+__attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR], const float *wt, const float *xk,
+                                                             int j0, int k0, int k1) {
+    __m256 c0a = _mm256_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
+    __m256 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
+    for (int k = k0; k < k1; k++, xk += NR) {
+        const __m256 xa = _mm256_load_ps(xk);
+#define ROW(i) c##i##a = _mm256_fmadd_ps(_mm256_broadcast_ss(wt + i * KB + k), xa, c##i##a);
+        ROWS_X(ROW)
+#undef ROW
+    }
+#define FOLD(i) fold8(&dacc[i][j0], c##i##a);
+    ROWS_X(FOLD)
+#undef FOLD
+}
+
 __attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], const float *wt, const float *panel,
                                                            int klen, int kc, int ntok) {
     const int nn = ntok > 16 ? NR : 16;
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
-        for (int j0 = 0; j0 < nn; j0 += 16)
+        for (int j0 = 0; j0 < nn; j0 += 16) {
+            if (ntok - j0 <= 8) { /* this half holds at most 8 real tokens */
+                tile_avx2_8(dacc, wt, panel + (size_t)k0 * NR + j0, j0, k0, k1);
+                continue;
+            }
             for (int i0 = 0; i0 < MR; i0 += 6) {
                 __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
                 __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
@@ -193,11 +217,13 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], c
                 ROWS6(FOLD)
 #undef FOLD
             }
+        }
     }
 }
 
 /* AVX-512: 24 accumulators (12 rows x 2 vectors of 16 tokens), two panel loads and twelve
- * broadcasts per k; one vector per row when the second 16 tokens are all padding. */
+ * broadcasts per k; one vector per row when the second 16 tokens are all padding. (A narrower
+ * path for <= 8 tokens would issue as many instructions: 8-float FMAs go at the same rate.) */
 __attribute__((target("avx512f"))) static inline void fold16(double *d, __m512 s) {
     __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
     __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
@@ -205,9 +231,6 @@ __attribute__((target("avx512f"))) static inline void fold16(double *d, __m512 s
     _mm512_storeu_pd(d + 8, _mm512_add_pd(_mm512_loadu_pd(d + 8), hi));
 }
 
-/* wt: the tile's weight rows copied to wt[i * KB + k], so that every broadcast addresses one base
- * register + k + a constant. */
-#define ROWS_X(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
 
 __attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][NR], const float *wt,
                                                                  const float *panel, int klen, int kc) {
