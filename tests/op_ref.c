@@ -438,6 +438,11 @@ static void check_ops_vs_libm(void) {
                 CLOSE(y[r * C + c], want, 1.2e-7 * want + 1e-45);
             }
         }
+        eva_ref_gelu(y, x, (int64_t)M * C);
+        for (int i = 0; i < M * C; i++) {
+            double t = x[i], want = 0.5 * t * (1.0 + erf(t * 0.70710678118654752440));
+            CLOSE(y[i], want, 6e-8 * fabs(want) + 1e-45);
+        }
         float *a = randv((size_t)M * C);
         eva_ref_swiglu(y, x, a, (int64_t)M * C);
         for (int i = 0; i < M * C; i++) {
@@ -465,6 +470,7 @@ static size_t run_vector_ops(float *out, const float *x, const float *w, const f
     eva_ref_rmsnorm(out + o, x, w, M, C, 1e-6), o += M * C;
     eva_ref_softmax(out + o, x, M, C), o += M * C;
     eva_ref_swiglu(out + o, x, x + C, (int64_t)(M - 1) * C), o += (size_t)(M - 1) * C;
+    eva_ref_gelu(out + o, x, (int64_t)M * C), o += (size_t)M * C;
     eva_ref_add(out + o, x, x + 1, (int64_t)(M - 1) * C), o += (size_t)(M - 1) * C;
     const int B = 2, N = 37, H = 3, d = 24, D = H * d;
     float *scr = malloc(sizeof(float) * eva_ref_attention_scratch_floats(N, d, 2));
@@ -483,7 +489,7 @@ START_TEST(test_ops_every_isa) {
     enum { M = 5, C = 771 };
     float *x = randv((size_t)M * C), *w = randv(C), *b = randv(C), *qkv = randv((size_t)2 * 37 * 3 * 72);
     for (int i = 0; i < M * C; i++) x[i] *= 8.0f;
-    const size_t cap = (size_t)8 * M * C + 4 * 37 * 72;
+    const size_t cap = (size_t)9 * M * C + 4 * 37 * 72;
     float *want = malloc(sizeof(float) * cap), *got = malloc(sizeof(float) * cap);
     ck_assert_int_eq(eva_gemm_set_kernel("portable"), EVA_OK);
     size_t n = run_vector_ops(want, x, w, b, qkv);

@@ -13,7 +13,7 @@
  * variant follows the SGEMM kernel selection (ref_gemm.h). The lanes, their order of combination
  * and every operation are the same in each variant (no contraction: -ffp-contract=off), so the
  * variants give the same bits. exp is a branch-free double polynomial (below), which rounded to
- * float equals libm's exp/expf except in rare last-bit ties. Parallel loops hand out rows or
+ * float equals libm's exp/expf except in rare last-bit ties. GELU keeps libm's erf. Parallel loops hand out rows or
  * chunks dynamically, so that a thread slowed by the machine takes fewer.
  */
 #include "ref_ops.h"
@@ -42,6 +42,7 @@
 typedef double vd8 __attribute__((vector_size(64)));
 typedef float vf8 __attribute__((vector_size(32)));
 typedef int64_t vl8 __attribute__((vector_size(64)));
+typedef uint64_t vu8 __attribute__((vector_size(64)));
 
 AI vd8 vsplat(double a) { return (vd8){a, a, a, a, a, a, a, a}; }
 AI vd8 vload(const float *p) { /* 8 floats widened to double */
@@ -57,6 +58,12 @@ AI vd8 vload(const float *p) { /* 8 floats widened to double */
         memcpy((p), &f_, sizeof f_);                    \
     } while (0)
 #define VSEL(m, a, b) ((vd8)(((vl8)(a) & (m)) | ((vl8)(b) & ~(m))))
+/* Lane masks from integer operations only (vector float compares wider than the hardware's
+ * vectors are split into scalar code by GCC): all ones where the sign bit of the double is set,
+ * where the integer is negative, or where the double is a NaN. */
+#define VSIGNMASK(v) ((vl8){0} - (vl8)((vu8)(v) >> 63))
+#define VNANMASK(v) \
+    ((vl8){0} - (vl8)((vu8)((vl8){0} + 0x7ff0000000000000LL - ((vl8)(v) & 0x7fffffffffffffffLL)) >> 63))
 AI double vsum(const vd8 *v) { /* lanes added in lane order */
     double s = (*v)[0];
     for (int i = 1; i < 8; i++) s += (*v)[i];
@@ -69,9 +76,9 @@ AI double vsum(const vd8 *v) { /* lanes added in lane order */
  * float, so every use here (rounded to float or added to 1) is unaffected. */
 AI vd8 exp_v(const vd8 *px) {
     const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
-    vd8 x = *px;
-    x = VSEL(x < vsplat(-708.0), vsplat(-708.0), x);
-    x = VSEL(x > vsplat(709.0), vsplat(709.0), x);
+    const vd8 x0 = *px;
+    vd8 x = VSEL(VSIGNMASK(x0 + 708.0), vsplat(-708.0), x0); /* x < -708 (or -inf) */
+    x = VSEL(VSIGNMASK(709.0 - x), vsplat(709.0), x);           /* x > 709 (or +inf) */
     vd8 t = x * 1.4426950408889634 + shifter;
     vd8 n = t - shifter;
     vd8 r = x - n * 6.93147180369123816490e-01; /* ln2 high part: n * it is exact */
@@ -90,7 +97,7 @@ AI vd8 exp_v(const vd8 *px) {
     p = p * r + 1.0;
     p = p * r + 1.0;
     vl8 e = ((vl8)t - (vl8)vsplat(shifter) + 1023) << 52; /* 2^n: n sits in t's low mantissa bits */
-    return p * (vd8)e;
+    return VSEL(VNANMASK(x0), x0, p * (vd8)e);                /* NaN in, NaN out */
 }
 AI double exp_s(double x) {
     vd8 v = vsplat(x);
@@ -283,7 +290,8 @@ static void run_pointwise(pw_ctx *a, int64_t min_parallel) {
     run_pieces((int)((a->n + PW_CHUNK - 1) / PW_CHUNK), a->n > min_parallel, 0, pw_piece, a);
 }
 
-/* libm's erf (double), element by element: no vector form here */
+/* libm's erf (double), element by element: a branch-free vector erf accurate enough for the
+ * tails was tried and was no faster than glibc's erf (GELU is not in the B/16 image tower). */
 static void gelu_chunk(float *y, const float *x, const float *unused, int64_t n) {
     (void)unused;
     for (int64_t i = 0; i < n; i++) {
