@@ -198,7 +198,7 @@ static eva_status plan_device(eva_bench_session *s, const eva_backend_ops *ops, 
 static void describe_host(eva_bench_session *s) {
     eva_sysinfo si;
     eva_sysinfo_get(&si);
-    snprintf(s->device, sizeof s->device, "cpu: %s (%d OpenMP threads, %d CPUs)", si.cpu_model, si.omp_threads,
+    snprintf(s->device, sizeof s->device, "cpu: %s (%d threads, %d CPUs)", si.cpu_model, si.omp_threads,
              si.cpus_online);
 }
 

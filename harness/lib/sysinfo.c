@@ -83,7 +83,7 @@ void eva_sysinfo_get(eva_sysinfo *si) {
 }
 
 void eva_sysinfo_host_line(const eva_sysinfo *si, char *buf, int cap) {
-    snprintf(buf, (size_t)cap, "%s, %d CPUs, %d OpenMP threads, %.1f GiB", si->cpu_model, si->cpus_online,
+    snprintf(buf, (size_t)cap, "%s, %d CPUs, %d threads, %.1f GiB", si->cpu_model, si->cpus_online,
              si->omp_threads, si->mem_total > 0 ? (double)si->mem_total / (1 << 30) : 0.0);
 }
 

@@ -101,7 +101,7 @@ cm = statistics.median(x["median_ms"] for x in c)
 tm = statistics.median(x["median_ms"] for x in t)
 ratio = cm / tm
 print("EVA02-CLIP-B-16 image tower, batch 1, fp32, random weights, %d rounds x %d timed forwards" % (rounds, c[0]["iters"]))
-print("  C reference : %9.1f ms  (per-round medians %s; %d OpenMP threads; %s; gemm %s)" % (
+print("  C reference : %9.1f ms  (per-round medians %s; %d threads; %s; gemm %s)" % (
     cm, ", ".join("%.1f" % x["median_ms"] for x in c), c[0]["host"]["omp_threads"], c[0]["build"]["flags"],
     c[0]["build"]["gemm_kernel"]))
 print("  PyTorch     : %9.1f ms  (per-round medians %s, each the better of two thread splits: %s; torch %s eager, "
