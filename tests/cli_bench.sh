@@ -155,6 +155,24 @@ expect_refusal "profile --batch x" "--batch" "$EVABENCH" profile --config "$W/ti
 expect_refusal "--json unwritable" "$W/nodir/x.json" "$EVABENCH" bench --config "$W/tiny.json" --iters 1 \
   --json "$W/nodir/x.json"
 
+# --threads sweep: one record per (thread count, batch), each naming its thread count and device
+if timeout "$TO" "$EVABENCH" bench --config "$W/tiny.json" --batch 1,2 --threads 1,2 --iters 1 --warmup 0 --quiet \
+    --json "$W/threads.json" 2>"$W/err"; then
+  "$PY" - "$W/threads.json" <<'PYEOF' || fail "--threads 1,2 records"
+import json, sys
+recs = json.load(open(sys.argv[1]))
+got = [(r["threads"], r["batch"]) for r in recs]
+assert got == [(1, 1), (1, 2), (2, 1), (2, 2)], got
+for r in recs:
+    assert r["host"]["omp_threads"] == r["threads"], r["host"]
+    assert f"({r['threads']} threads," in r["device"], r["device"]
+PYEOF
+else
+  fail "--threads 1,2: $(head -c 300 "$W/err")"
+fi
+expect_refusal "--threads 0" "--threads" "$EVABENCH" bench --config "$W/tiny.json" --threads 0
+expect_refusal "--threads 1,x" "--threads" "$EVABENCH" bench --config "$W/tiny.json" --threads 1,x
+
 if [ $FAILS -ne 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi
 echo "PASS: bench/profile records, refusals"
 exit 0

@@ -32,14 +32,15 @@
 
 typedef struct {
     eva_bench_setup o;
-    const char *tower, *batch, *json, *jsonl;
-    long warmup, iters, threads, seed;
+    const char *tower, *batch, *threads_s, *json, *jsonl;
+    long warmup, iters, seed;
     bool quiet;
     int batches[MAX_BATCHES], nb;
+    int threads[MAX_BATCHES], nt; /* nt 0: the default thread count */
 } bench_args;
 
-/* "1,8,64" -> batches; false on anything else. */
-static bool parse_batches(const char *s, int *b, int *n) {
+/* "1,8,64" -> b[]; false on anything else. */
+static bool parse_list(const char *s, int *b, int *n) {
     *n = 0;
     const char *p = s;
     while (*p) {
@@ -75,7 +76,8 @@ static int parse(bench_args *a, int argc, char **argv) {
         EVA_ARG_STR("--batch", &a->batch, "LIST", "batch size or comma-separated sweep, e.g. 1,8,64,256 (default 1)"),
         EVA_ARG_LONG("--warmup", &a->warmup, "N", "untimed forwards per batch (default 1)", 0, 100000),
         EVA_ARG_LONG("--iters", &a->iters, "N", "timed forwards per batch (default 5)", 1, 1000000),
-        EVA_ARG_LONG("--threads", &a->threads, "N", "OpenMP threads of the reference (default: all)", 1, 4096),
+        EVA_ARG_STR("--threads", &a->threads_s, "LIST",
+                    "threads of the reference, or a comma-separated sweep such as 1,2 (default: all CPUs)"),
         EVA_ARG_LONG("--seed", &a->seed, "S", "seed of the random weights and inputs (default 0)", 0, 2147483647L),
         EVA_ARG_STR("--json", &a->json, "OUT.json", "write the records (a JSON array) to OUT.json"),
         EVA_ARG_STR("--jsonl", &a->jsonl, "FILE", "append each record as one JSON line to FILE"),
@@ -86,8 +88,8 @@ static int parse(bench_args *a, int argc, char **argv) {
         "bench",
         "usage: evabench bench [--variant NAME | --config C.json] [--weights W.safetensors] [--impl ref|cuda]\n"
         "                      [--precision fp32|tf32|bf16|fp16] [--tower image|text|both] [--batch N | N,N,...]\n"
-        "                      [--warmup N] [--iters N] [--threads N] [--seed S] [--json OUT.json] [--jsonl FILE]\n"
-        "                      [--quiet]\n"
+        "                      [--warmup N] [--iters N] [--threads N | N,N,...] [--seed S] [--json OUT.json]\n"
+        "                      [--jsonl FILE] [--quiet]\n"
         "\n"
         "Times forward passes of a tower and reports median and p90 latency, throughput (items/s), achieved\n"
         "GFLOP/s (model FLOPs / median time), peak host RSS and peak device memory (null without a GPU).\n"
@@ -101,19 +103,25 @@ static int parse(bench_args *a, int argc, char **argv) {
     if (r >= 0) return r;
     eva_status st = eva_bench_towers_parse(&a->o.towers, a->tower);
     if (st != EVA_OK) return eva_cli_fail("bench", st);
-    if (!parse_batches(a->batch, a->batches, &a->nb))
+    if (!parse_list(a->batch, a->batches, &a->nb))
         return eva_cli_usage_error("bench", "--batch '%s': expected a positive integer or a comma-separated list of "
                                             "at most %d", a->batch, MAX_BATCHES);
     for (int i = 0; i < a->nb; i++)
         if (a->batches[i] > a->o.max_batch) a->o.max_batch = a->batches[i];
+    if (a->threads_s && !parse_list(a->threads_s, a->threads, &a->nt))
+        return eva_cli_usage_error("bench", "--threads '%s': expected a positive integer or a comma-separated list "
+                                            "of at most %d", a->threads_s, MAX_BATCHES);
+    for (int i = 0; i < a->nt; i++)
+        if (a->threads[i] > 4096)
+            return eva_cli_usage_error("bench", "--threads %d: at most 4096", a->threads[i]);
     a->o.seed = (uint64_t)a->seed;
     return -1;
 }
 
-static void set_threads(long threads) {
+static void set_threads(int threads) {
     if (threads <= 0) return;
 #ifdef EVA_HAVE_OPENMP
-    omp_set_num_threads((int)threads);
+    omp_set_num_threads(threads);
 #else
     if (threads > 1) fprintf(stderr, "evabench bench: --threads ignored (built without OpenMP)\n");
 #endif
@@ -190,11 +198,27 @@ static int run_sweep(eva_bench_session *s, const bench_args *a, const eva_sysinf
     return 0;
 }
 
+/* The sweep at each --threads count (a header line per count when there are several). */
+static int run_threads(eva_bench_session *s, const bench_args *a, eva_sysinfo *si, cJSON *all) {
+    if (a->nt == 0) return run_sweep(s, a, si, all);
+    for (int i = 0; i < a->nt; i++) {
+        set_threads(a->threads[i]);
+        eva_bench_session_describe_host(s);
+        eva_sysinfo_get(si);
+        if (!a->quiet && a->nt > 1) printf("threads %d: %s\n", a->threads[i], s->device);
+        int rc = run_sweep(s, a, si, all);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
 int eva_cmd_bench(int argc, char **argv) {
     bench_args a;
     int rc = parse(&a, argc, argv);
     if (rc >= 0) return rc;
-    set_threads(a.threads);
+    int most = 0; /* the largest count first: anything sized by the thread count at open fits them all */
+    for (int i = 0; i < a.nt; i++) most = a.threads[i] > most ? a.threads[i] : most;
+    set_threads(most);
     eva_sysinfo si;
     eva_sysinfo_get(&si);
     eva_bench_session s;
@@ -206,7 +230,7 @@ int eva_cmd_bench(int argc, char **argv) {
     }
     if (!a.quiet) print_header(&s, &si, !a.o.weights);
     cJSON *all = cJSON_CreateArray();
-    rc = run_sweep(&s, &a, &si, all);
+    rc = run_threads(&s, &a, &si, all);
     if (rc == 0 && a.json && (st = eva_bench_write_json(a.json, all)) != EVA_OK) {
         fprintf(stderr, "evabench bench: %s\n", eva_last_error());
         rc = 2;

@@ -195,7 +195,8 @@ static eva_status plan_device(eva_bench_session *s, const eva_backend_ops *ops, 
     return EVA_OK;
 }
 
-static void describe_host(eva_bench_session *s) {
+void eva_bench_session_describe_host(eva_bench_session *s) {
+    if (s->impl != EVA_IMPL_REF) return;
     eva_sysinfo si;
     eva_sysinfo_get(&si);
     snprintf(s->device, sizeof s->device, "cpu: %s (%d threads, %d CPUs)", si.cpu_model, si.omp_threads,
@@ -214,7 +215,7 @@ eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o
     char what[400];
     snprintf(what, sizeof what, "%s %s at batch %d", s->cfg.name, eva_precision_name(s->precision), o->max_batch);
     if ((st = eva_bench_check_memory(&s->plan, what)) != EVA_OK) return st;
-    if (!ops->plan_device) describe_host(s);
+    if (!ops->plan_device) eva_bench_session_describe_host(s);
     s->baseline_rss = eva_current_rss();
     if (o->weights) {
         st = eva_model_load(&s->model, o->weights, &s->cfg);
@@ -458,6 +459,7 @@ cJSON *eva_bench_record_json(const eva_bench_record *r, const eva_sysinfo *si) {
     cJSON_AddNumberToObject(o, "batch", r->batch);
     cJSON_AddNumberToObject(o, "warmup", r->warmup);
     cJSON_AddNumberToObject(o, "iters", r->iters);
+    cJSON_AddNumberToObject(o, "threads", si->omp_threads);
     cJSON_AddNumberToObject(o, "rotating_inputs", r->rotation);
     cJSON_AddNumberToObject(o, "median_ms", r->t.median_ms);
     cJSON_AddNumberToObject(o, "p90_ms", r->t.p90_ms);

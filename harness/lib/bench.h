@@ -92,6 +92,9 @@ typedef struct {
  * when it cannot fit, then makes random weights or loads --weights and opens the implementation.
  * --impl cuda sizes device memory for max_batch and measures peak device bytes. */
 eva_status eva_bench_session_open(eva_bench_session *s, const eva_bench_setup *o);
+/* Rewrites s->device for a host implementation from the current thread count (after a change of
+ * --threads); a device implementation's line is left as it is. */
+void eva_bench_session_describe_host(eva_bench_session *s);
 /* Peak device bytes of a cuda session (-1 for the reference or when unknown). */
 int64_t eva_bench_session_peak_device(const eva_bench_session *s);
 void eva_bench_session_close(eva_bench_session *s);
