@@ -240,6 +240,8 @@ START_TEST(test_every_golden) {
             static const char *const kernels[] = {"auto", "portable", "avx2", "avx512", "neon"};
             for (int kk = 0; kk < (w < 0 ? 5 : 1); kk++) {
                 if (kk > 0 && !eva_gemm_kernel_available(kernels[kk])) continue;
+                ck_assert_int_eq(eva_gemm_set_kernel("auto"), EVA_OK);
+                if (kk > 0 && strcmp(kernels[kk], eva_gemm_kernel_name()) == 0) continue; /* ran as "auto" */
                 ck_assert_int_eq(eva_gemm_set_kernel(kernels[kk]), EVA_OK);
                 char worst[EVA_TAP_NAME_MAX] = "";
                 int nc = 0;
