@@ -5,10 +5,21 @@
  * /inputs group of an `encode --inputs` file (same layout), and writing encode's output file.
  * Does not own: which tap names exist for a config (eva_tap.h), comparing (compare.h).
  *
- * Every reader checks rank, dimensions and type class of a dataset before it allocates, and caps
- * what it allocates (EVA_H5_MAX_BYTES), so no allocation is sized by an unchecked field. HDF5's
- * own error stack printing is switched off (eva_h5_quiet); every failure becomes one eva_fail()
- * message naming the file and the dataset or attribute.
+ * Every reader checks rank, dimensions and type class of a dataset before it allocates, caps
+ * what it allocates (EVA_H5_MAX_BYTES), checks the shapes against the config when one is known
+ * and checks that the file really stores the bytes a dataset declares, so no allocation is sized
+ * by an unchecked field. HDF5's own error stack printing is switched off (eva_h5_quiet); every
+ * failure becomes one eva_fail() message naming the file and the dataset or attribute.
+ *
+ * Guarded reading: libhdf5 (1.10 at least) cannot be trusted with hostile files (heap overflows,
+ * use-after-free and endless loops inside the library on fuzzed files). So every file named by a
+ * path is read in a child process (fork) under limits: address space = the parent's current size
+ * + EVA_H5_GUARD_MEM, no core file, a wall-clock alarm of EVA_H5_GUARD_SECONDS + 1 s per 50 MB of
+ * file (or $EVABENCH_H5_TIMEOUT seconds). The child writes what it read to a memfd; the parent
+ * checks that stream and keeps it (activations are copied out on demand). A child that dies (a
+ * signal, a sanitizer abort, the memory limit) or times out becomes EVA_ERR_FORMAT with one line:
+ * "FILE: libhdf5 crashed reading this file (signal N)" / "... timed out ...". Cost: one fork and
+ * one extra copy of the data (see golden.c for the measured figures).
  */
 #ifndef EVA_GOLDEN_H
 #define EVA_GOLDEN_H
@@ -17,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eva_config.h"
 #include "eva_status.h"
 #include "eva_tap.h"
 
@@ -27,6 +39,10 @@
 /* Most datasets in /acts. */
 #define EVA_GOLDEN_MAX_ACTS 100000
 #define EVA_GOLDEN_SCHEMA "evabench-golden/1"
+/* Address space the guarded reader may add to its parent's. */
+#define EVA_H5_GUARD_MEM ((int64_t)6 << 30)
+/* Wall-clock limit of the guarded reader for a small file (plus 1 s per 50 MB). */
+#define EVA_H5_GUARD_SECONDS 20
 
 /* Switches off HDF5's automatic printing of its error stack (idempotent). */
 void eva_h5_quiet(void);
@@ -42,8 +58,15 @@ typedef struct {
 } eva_inputs;
 
 /* Reads /inputs/pixel_values and /inputs/input_ids of `path` (either may be missing; a file with
- * neither, or without an /inputs group, is an error). */
+ * neither, or without an /inputs group, is an error), guarded (see above). */
 eva_status eva_inputs_read(eva_inputs *in, const char *path);
+/* The same, with the shapes checked against cfg before anything is read: pixel_values must be
+ * [B,3,S,S] with S = image_size, input_ids [T,L] with L = context_length. cfg may be NULL. */
+eva_status eva_inputs_read_for(eva_inputs *in, const char *path, const eva_config *cfg);
+/* Unguarded, in-process reading of an HDF5 file image in memory (fuzzing and tests only: a
+ * hostile image can crash the process inside libhdf5). `name` is used in messages. */
+eva_status eva_inputs_read_image(eva_inputs *in, const void *buf, size_t len, const char *name,
+                                 const eva_config *cfg);
 /* Checks the pixel tensor is [B,3,S,S] with S = image_size; message names `path` and both shapes. */
 eva_status eva_inputs_check_pixels(const eva_inputs *in, int image_size, const char *path);
 /* Checks input_ids is [T,L] with L = context_length and every id in [0, vocab_size). */
@@ -67,13 +90,22 @@ typedef struct {
     eva_inputs inputs;
     int n_acts;
     char (*acts)[EVA_TAP_NAME_MAX]; /* [n_acts] names of the datasets in /acts, sorted by name */
-    int64_t file;        /* hid_t of the open file (kept as int64_t so this header needs no hdf5.h) */
+    struct eva_golden_act *act_info; /* [n_acts], private: shape and where the data is */
+    int64_t dump;        /* private: file descriptor + 1 of the decoded data (0: none) */
 } eva_golden;
 
-/* Opens a golden: checks the schema attribute, reads the string attributes and the inputs, lists
- * /acts (every member must be a dataset whose name fits EVA_TAP_NAME_MAX). */
+/* Opens a golden, guarded (see above): checks the schema attribute, reads the string attributes
+ * and the inputs, reads /acts (every member must be a dataset whose name fits EVA_TAP_NAME_MAX).
+ * Shapes are checked against the golden's own config attribute (when it parses) before reading:
+ * an activation whose declared shape that config does not expect is listed but not read (its
+ * shape is reported by eva_golden_act_shape, eva_golden_read_act refuses it). */
 eva_status eva_golden_open(eva_golden *g, const char *path);
-/* Rank and dims of /acts/<name> (checked: rank 1..4, float class, every dim >= 1). */
+/* The same with the shapes checked against cfg instead of the config attribute (cfg may be NULL). */
+eva_status eva_golden_open_for(eva_golden *g, const char *path, const eva_config *cfg);
+/* Unguarded, in-process: a golden from an HDF5 file image (fuzzing and tests only). */
+eva_status eva_golden_open_image(eva_golden *g, const void *buf, size_t len, const char *name,
+                                 const eva_config *cfg);
+/* Rank and dims of /acts/<name> as declared (checked: rank 1..4, float class, every dim >= 1). */
 eva_status eva_golden_act_shape(const eva_golden *g, const char *name, int *ndim, int64_t shape[4]);
 /* Reads /acts/<name> as float32 into a malloc'd buffer; *data owned by the caller. */
 eva_status eva_golden_read_act(const eva_golden *g, const char *name, float **data, int *ndim, int64_t shape[4]);
