@@ -630,6 +630,21 @@ START_TEST(golden_variants_identical) {
 }
 END_TEST
 
+START_TEST(arena_after_tensor_check) {
+    /* The tiny EVA-02 file against the full 18B config (an arena of ~73 GB): refused for its
+     * tensors before any arena is allocated (an allocation first would fail with NOMEM, or abort
+     * under AddressSanitizer). */
+    char p[1024];
+    snprintf(p, sizeof p, "%s/golden/tiny/eva02.safetensors", source_dir());
+    eva_config cfg;
+    ck_assert_int_eq(eva_config_find(&cfg, "EVA-CLIP-18B"), EVA_OK);
+    eva_model m;
+    ck_assert_int_eq(eva_model_load(&m, p, &cfg), EVA_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "do not match config"));
+    ck_assert_ptr_null(m.arena);
+}
+END_TEST
+
 Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("weights");
     TCase *t = tcase_create("load");
@@ -656,6 +671,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(t, free_is_safe);
     tcase_add_test(t, golden_variants_identical);
     tcase_add_test(t, shards_mapped_and_assembled);
+    tcase_add_test(t, arena_after_tensor_check);
     suite_add_tcase(s, t);
         return s;
 }
