@@ -5,11 +5,13 @@
  * The mojibake group (ftfy fix_encoding, not covered) is measured and printed, not required.
  * The merges file is the copy compiled into the library (eva_tokenizer_open(NULL)). */
 #include <check.h>
+#include <cjson/cJSON.h>
 
 #include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_inputs.h"
 #include "eva_tokenizer.h"
@@ -167,6 +169,80 @@ START_TEST(bad_merges_files) {
 }
 END_TEST
 
+static const char *source_dir(void) {
+    const char *d = getenv("EVA_SOURCE_DIR");
+    return d && *d ? d : EVA_SOURCE_DIR;
+}
+
+/* Long single words (300 to 6000 characters, one repeated pair, multi-byte letters) against
+ * open_clip's encode() (tests/data/tokenizer_long_words.json, golden/make_long_words.py). */
+START_TEST(long_words_parity) {
+    setup();
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tests/data/tokenizer_long_words.json", source_dir());
+    FILE *f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "%s missing", p);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+    buf[n] = '\0';
+    fclose(f);
+    cJSON *root = cJSON_Parse(buf);
+    ck_assert_ptr_nonnull(root);
+    int cases = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, root) {
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        const cJSON *want = cJSON_GetObjectItem(c, "ids");
+        int32_t *ids = NULL;
+        size_t got = 0;
+        ck_assert_int_eq(eva_tokenizer_encode_raw(tok, text, strlen(text), &ids, &got), EVA_OK);
+        ck_assert_msg((int)got == cJSON_GetArraySize(want), "word of %zu bytes: %zu ids, open_clip %d", strlen(text),
+                      got, cJSON_GetArraySize(want));
+        for (size_t k = 0; k < got; k++)
+            ck_assert_msg(ids[k] == cJSON_GetArrayItem(want, (int)k)->valueint, "word of %zu bytes: id %zu differs",
+                          strlen(text), k);
+        free(ids);
+        cases++;
+    }
+    ck_assert_int_ge(cases, 9);
+    cJSON_Delete(root);
+    free(buf);
+}
+END_TEST
+
+/* A 1 MB single word: the BPE is O(n log n) per word (was quadratic: 131 KB took 12.6 s). The time
+ * is printed, not asserted; ctest's timeout bounds it. */
+START_TEST(one_megabyte_word) {
+    setup();
+    size_t n = (size_t)1 << 20;
+    char *w = malloc(n + 1);
+    uint64_t x = 88172645463325252ull;
+    for (size_t k = 0; k < n; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        w[k] = (char)('a' + x % 26);
+    }
+    w[n] = '\0';
+    struct timespec t0, t1, c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    int32_t *ids = NULL;
+    size_t got = 0;
+    ck_assert_int_eq(eva_tokenizer_encode_raw(tok, w, n, &ids, &got), EVA_OK);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    double cs = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+    printf("tokenizer: one 1 MB word -> %zu ids in %.3f s (%.3f s of CPU)\n", got, s, cs);
+    ck_assert(got > n / 8 && got < n);
+    for (size_t k = 0; k < got; k++) ck_assert(ids[k] >= 0 && ids[k] < EVA_TOKEN_SOT);
+    free(ids);
+    free(w);
+}
+END_TEST
+
 static void free_tokenizer(void) { eva_tokenizer_free(tok); }
 
 Suite *eva_test_suite(eva_test_options *opt) {
@@ -179,6 +255,8 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, imagenet_prompts);
     tcase_add_test(tc, hard_corpus);
     tcase_add_test(tc, bad_merges_files);
+    tcase_add_test(tc, long_words_parity);
+    tcase_add_test(tc, one_megabyte_word);
     suite_add_tcase(s, tc);
     opt->nofork = true;
     opt->teardown = free_tokenizer;
