@@ -94,6 +94,7 @@ static eva_status run_guarded(int *out_fd, const char *path, int64_t file_bytes,
     int fd = memfd_create("evabench-h5", MFD_CLOEXEC);
     if (fd < 0) return eva_fail(EVA_ERR_IO, "%s: cannot create a memory file for reading: %s", path, strerror(errno));
     int seconds = guard_seconds(file_bytes);
+    eva_h5_quiet(); /* initialises libhdf5 here, once, instead of in every child */
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {

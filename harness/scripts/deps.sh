@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhdf5-dev hdf5-tools libcjson-dev check zlib1g-dev
       libpng-dev libjpeg62-turbo-dev libutf8proc-dev python3 python3-numpy
-      python3-matplotlib
+      python3-matplotlib time
       python3-h5py
       libopenmpi-dev openmpi-bin)  # Open MPI: optional for the build (EVABENCH_MPI=AUTO), needed by cli_mpi
 missing=()
