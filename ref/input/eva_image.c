@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
@@ -111,8 +112,13 @@ static eva_status decode_png(eva_image *img, const uint8_t *data, size_t len, co
         return eva_fail(EVA_ERR_FORMAT, "%s: corrupt PNG: %s", name, src.msg[0] ? src.msg : "decode error");
     }
     png_set_read_fn(png, &src, png_read_cb);
-    png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_DEFAULT);
+    /* CRCs as Pillow checks them: every chunk before the image data (critical or ancillary, known
+     * or not) must have a good CRC; IDAT and what follows are not checked (Pillow skips those
+     * CRCs), and the chunks after the image data are not read at all (Pillow accepts a file cut
+     * after its last IDAT). */
+    png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
     png_read_info(png, info);
+    png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int depth = png_get_bit_depth(png, info), ctype = png_get_color_type(png, info);
     st = check_dims(w, h, name);
@@ -148,7 +154,6 @@ static eva_status decode_png(eva_image *img, const uint8_t *data, size_t len, co
     }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = raw + (size_t)y * rowbytes;
     png_read_image(png, rows);
-    png_read_end(png, NULL);
     if (mode == EVA_MODE_P) {
         /* Pillow's new palette is a grey ramp; PLTE overwrites the first entries. */
         for (int i = 0; i < 256; i++) img->pal[3 * i] = img->pal[3 * i + 1] = img->pal[3 * i + 2] = (uint8_t)i;
@@ -218,9 +223,15 @@ static void jpeg_error_exit_cb(j_common_ptr cinfo) {
     longjmp(e->jb, 1);
 }
 
+/* Warnings (corrupt entropy-coded data, extraneous bytes) are not fatal, as in Pillow, except
+ * running out of data: libjpeg would pad the rest with grey, Pillow (LOAD_TRUNCATED_IMAGES off)
+ * raises "image file is truncated". */
 static void jpeg_emit_cb(j_common_ptr cinfo, int level) {
-    (void)cinfo;
-    (void)level; /* warnings (e.g. premature end of data) are not fatal, as in Pillow */
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+        jpeg_err *e = (jpeg_err *)cinfo->err;
+        snprintf(e->msg, sizeof e->msg, "image file is truncated");
+        longjmp(e->jb, 1);
+    }
 }
 
 static eva_status decode_jpeg(eva_image *img, const uint8_t *data, size_t len, const char *name) {

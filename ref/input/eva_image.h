@@ -13,6 +13,9 @@
  * Limits: width and height >= 1; width*height <= EVA_IMAGE_MAX_PIXELS (Pillow's MAX_IMAGE_PIXELS,
  * above which Pillow warns of a decompression bomb; Pillow only refuses above twice that — we
  * refuse at once). The size is checked from the header before any pixel buffer is allocated.
+ * Damaged files get Pillow's decision (LOAD_TRUNCATED_IMAGES off): a JPEG or PNG cut anywhere in
+ * its image data is refused ("image file is truncated"), PNG CRCs are checked before the image data
+ * and not after, libjpeg's warnings on corrupt entropy-coded data are not fatal.
  * Every failure is EVA_ERR_FORMAT (or EVA_ERR_IO for an unreadable file) with a message naming
  * the file; libpng/libjpeg errors longjmp back and free everything.
  */
