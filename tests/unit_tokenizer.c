@@ -6,12 +6,12 @@
  * The merges file is the copy compiled into the library (eva_tokenizer_open(NULL)). */
 #include <check.h>
 #include <cjson/cJSON.h>
-
-#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "check_main.h"
 
 #include "bench_inputs.h"
 #include "eva_tokenizer.h"
