@@ -166,7 +166,7 @@ static eva_status encode_prepare(encode_run *r, const encode_args *a) {
         st = eva_resolve_config(&r->cfg, &r->config_source, a->config, a->variant, NULL, NULL, a->weights);
     if (st != EVA_OK) return st;
     if (a->inputs)
-        st = eva_inputs_read(&r->in, a->inputs);
+        st = eva_inputs_read_for(&r->in, a->inputs, &r->cfg); /* shapes checked before reading */
     else
         st = inputs_from_args(&r->in, &r->cfg, a->images.v, a->images.n, a->texts.v, a->texts.n);
     if (st != EVA_OK) return st;

@@ -195,7 +195,14 @@ static eva_status check_golden_taps(const verify_run *r, const char *golden_path
 /* Golden, config, tolerance, inputs and taps checked; weights loaded; implementation open. */
 static eva_status verify_prepare(verify_run *r, const verify_args *a) {
     eva_status st = eva_backend_select(&r->impl, &r->precision, a->impl, a->precision);
-    if (st != EVA_OK || (st = eva_golden_open(&r->g, a->golden)) != EVA_OK) return st;
+    if (st != EVA_OK) return st;
+    /* An explicit --config/--variant sizes what is read from the golden (else its own attribute). */
+    eva_config explicit_cfg;
+    if ((a->config || a->variant) &&
+        (st = eva_resolve_config(&explicit_cfg, &r->config_source, a->config, a->variant, NULL, NULL, NULL)) != EVA_OK)
+        return st;
+    if ((st = eva_golden_open_for(&r->g, a->golden, a->config || a->variant ? &explicit_cfg : NULL)) != EVA_OK)
+        return st;
     r->golden_open = true;
     snprintf(r->config_attr, sizeof r->config_attr, "%s (config attribute)", a->golden);
     st = eva_resolve_config(&r->cfg, &r->config_source, a->config, a->variant, r->g.config_json, r->config_attr, NULL);
