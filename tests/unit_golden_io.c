@@ -2,7 +2,9 @@
  * variable-length (h5py str) or fixed-length strings, inputs as float32 / int32 / int64 with the
  * int64 -> int32 range check, the refusals (missing file, not HDF5, wrong rank, wrong type, bad
  * schema, non-dataset members, oversized declared shapes) with messages naming file and dataset,
- * the weights path resolution, and encode's writer read back. Files are made here with the HDF5
+ * the weights path resolution, encode's writer read back, the guarded reader (a libhdf5 crash and
+ * a hang become messages, unbacked and external datasets refused before reading) and the
+ * in-memory entry used for fuzzing (same result as the guarded path). Files are made here with the HDF5
  * C API in a temporary folder. */
 #include <check.h>
 
@@ -310,6 +312,81 @@ START_TEST(writer_round_trip) {
 }
 END_TEST
 
+static const char *repo_file(const char *rel) {
+    static char buf[2][1024];
+    static int k;
+    k ^= 1;
+    const char *d = getenv("EVA_SOURCE_DIR");
+    snprintf(buf[k], sizeof buf[k], "%s/%s", d && *d ? d : EVA_SOURCE_DIR, rel);
+    return buf[k];
+}
+
+/* The guarded reader: a file that crashes libhdf5 and one that hangs it become EVA_ERR_FORMAT
+ * with a message naming the file; the unbacked fill-value dataset is refused from its declared
+ * shape (with a config) or from its stored size (without one), before anything is read. */
+START_TEST(guarded_reader) {
+    eva_golden g;
+    eva_inputs in;
+    const char *crash = repo_file("tests/data/hostile_h5/fz_vlen_attr_memcpy_overlap.h5");
+    ck_assert_int_eq(eva_golden_open(&g, crash), EVA_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "libhdf5 crashed reading this file"));
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "fz_vlen_attr_memcpy_overlap.h5"));
+    setenv("EVABENCH_H5_TIMEOUT", "2", 1);
+    ck_assert_int_eq(eva_golden_open(&g, repo_file("tests/data/hostile_h5/fz_hang_a.h5")), EVA_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "timed out"));
+    unsetenv("EVABENCH_H5_TIMEOUT");
+    const char *fill = repo_file("tests/data/hostile_h5/fill_value.h5");
+    eva_config cfg;
+    ck_assert_int_eq(eva_config_find(&cfg, "EVA02-CLIP-B-16"), EVA_OK);
+    ck_assert_int_eq(eva_inputs_read_for(&in, fill, &cfg), EVA_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "[1,3,9459,9459]"));
+    ck_assert_int_eq(eva_inputs_read(&in, fill), EVA_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "stores only 0 bytes"));
+    ck_assert_int_eq(eva_inputs_read(&in, repo_file("tests/data/hostile_h5/external.h5")), EVA_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(eva_last_error(), "external files"));
+}
+END_TEST
+
+/* The in-memory (fuzzing) entry gives what the guarded path gives. */
+START_TEST(file_image_equals_guarded) {
+    const char *p = repo_file("golden/tiny/eva02.h5");
+    FILE *f = fopen(p, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n);
+    ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+    fclose(f);
+    eva_golden a, b;
+    ck_assert_msg(eva_golden_open(&a, p) == EVA_OK, "%s", eva_last_error());
+    ck_assert_msg(eva_golden_open_image(&b, buf, (size_t)n, p, NULL) == EVA_OK, "%s", eva_last_error());
+    ck_assert_int_eq(a.n_acts, b.n_acts);
+    ck_assert_int_gt(a.n_acts, 10);
+    ck_assert_str_eq(a.config_json, b.config_json);
+    for (int i = 0; i < a.n_acts; i++) {
+        float *x, *y;
+        int na, nb;
+        int64_t sa[4], sb[4];
+        ck_assert_str_eq(a.acts[i], b.acts[i]);
+        ck_assert_int_eq(eva_golden_read_act(&a, a.acts[i], &x, &na, sa), EVA_OK);
+        ck_assert_int_eq(eva_golden_read_act(&b, b.acts[i], &y, &nb, sb), EVA_OK);
+        ck_assert_int_eq(na, nb);
+        int64_t cnt = 1;
+        for (int d = 0; d < na; d++) {
+            ck_assert_int_eq(sa[d], sb[d]);
+            cnt *= sa[d];
+        }
+        ck_assert(memcmp(x, y, (size_t)cnt * sizeof(float)) == 0);
+        free(x);
+        free(y);
+    }
+    eva_golden_close(&a);
+    eva_golden_close(&b);
+    free(buf);
+}
+END_TEST
+
 Suite *eva_test_suite(eva_test_options *opt) {
     Suite *s = suite_create("golden_io");
     TCase *tc = tcase_create("golden_io");
@@ -321,6 +398,8 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, declared_size_is_capped);
     tcase_add_test(tc, acts_members_must_be_datasets);
     tcase_add_test(tc, writer_round_trip);
+    tcase_add_test(tc, guarded_reader);
+    tcase_add_test(tc, file_image_equals_guarded);
     suite_add_tcase(s, tc);
         return s;
 }
