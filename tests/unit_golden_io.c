@@ -4,8 +4,8 @@
  * schema, non-dataset members, oversized declared shapes) with messages naming file and dataset,
  * the weights path resolution, encode's writer read back, the guarded reader (a libhdf5 crash and
  * a hang become messages, unbacked and external datasets refused before reading) and the
- * in-memory entry used for fuzzing (same result as the guarded path). Files are made here with the HDF5
- * C API in a temporary folder. */
+ * in-memory entry used for fuzzing (same result as the guarded path). Files are made here with
+ * the HDF5 C API in a temporary folder. */
 #include <check.h>
 
 #include "check_main.h"
