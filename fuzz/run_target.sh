@@ -28,7 +28,7 @@ for f in fuzz-artifacts/golden/*; do
   if [ "$where" = evabench ] || [ "$where" = unknown ]; then
     echo "FINDING ($where): $f"; bash "$here/triage.sh" "$bin" "$f"; fails=1
   fi
-  EVABENCH_H5_TIMEOUT=10 timeout -s KILL 30 "$evabench" verify --golden "$f" >/dev/null 2>&1
+  EVABENCH_H5_TIMEOUT=5 timeout -s KILL 30 "$evabench" verify --golden "$f" >/dev/null 2>&1
   rc=$?
   if [ $rc -gt 2 ]; then echo "FINDING: evabench verify exited $rc on $f"; fails=1; fi
 done

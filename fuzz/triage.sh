@@ -6,7 +6,7 @@
 set -u
 target=$1; shift
 for f in "$@"; do
-  out=$(timeout 30 "$target" -runs=1 "$f" 2>&1); rc=$?
+  out=$(timeout 30 "$target" -timeout=10 -runs=1 "$f" 2>&1); rc=$?
   if [ $rc -eq 124 ]; then echo "timeout   $f"; continue; fi
   if [ $rc -eq 0 ]; then echo "clean     $f"; continue; fi
   # The first frame that is either in libhdf5 or in a source file of ours (frames of the sanitizer
