@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # triage.sh TARGET ARTIFACT...: replays each libFuzzer artifact through TARGET and says where it
 # failed: "libhdf5" when the first stack frame outside the sanitizer runtime and libc lies in
-# libhdf5, "evabench" when it lies in this project's code (a finding
-# to fix), "timeout" when it does not finish in 30 s. One line per artifact.
+# libhdf5, "evabench" when it lies in this project's code (a finding to fix). A hang is stopped by
+# libFuzzer after 10 s and placed by the stack it was in; "timeout" when even that does not end
+# within 30 s. One line per artifact.
 set -u
 target=$1; shift
 for f in "$@"; do
