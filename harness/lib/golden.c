@@ -264,7 +264,7 @@ static int cmp_act(const void *a, const void *b) {
 
 /* Sorts the activations by name, refuses duplicates, fills g->acts. */
 static eva_status index_acts(eva_golden *g) {
-    qsort(g->act_info, (size_t)g->n_acts, sizeof *g->act_info, cmp_act);
+    if (g->n_acts > 1) qsort(g->act_info, (size_t)g->n_acts, sizeof *g->act_info, cmp_act);
     g->acts = calloc(g->n_acts ? (size_t)g->n_acts : 1, sizeof *g->acts);
     if (!g->acts) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory listing /acts", g->path);
     for (int i = 0; i < g->n_acts; i++) {
@@ -386,7 +386,7 @@ eva_status eva_golden_open_image(eva_golden *g, const void *buf, size_t len, con
 }
 
 static const struct eva_golden_act *find_act(const eva_golden *g, const char *name) {
-    if (!g->act_info) return NULL;
+    if (!g->act_info || g->n_acts == 0) return NULL;
     struct eva_golden_act key;
     snprintf(key.name, sizeof key.name, "%s", name);
     return bsearch(&key, g->act_info, (size_t)g->n_acts, sizeof *g->act_info, cmp_act);
