@@ -1,4 +1,4 @@
-/* fuzz_golden.c: libFuzzer target for the golden / inputs HDF5 reader, in-process on an HDF5 file
+/* fuzz_golden.c: libFuzzer target for the golden / tap dump / inputs HDF5 reader, in-process on an HDF5 file
  * image (H5Pset_file_image): libhdf5's parsing, our checks of every declared size, the dump
  * stream and its checked read-back. Crashes inside libhdf5 itself are expected on such inputs
  * (that is why evabench reads HDF5 in a guarded child): run this target with -fork=N
@@ -18,6 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             int64_t sh[4];
             if (eva_golden_read_act(&g, g.acts[i], &buf, &nd, sh) == EVA_OK) free(buf);
         }
+        eva_golden_close(&g);
+    }
+    if (eva_dump_open_image(&g, data, size, "fuzz.h5") == EVA_OK) {
+        char *impl = NULL;
+        if (eva_golden_attr(&g, "impl", &impl) == EVA_OK) free(impl);
         eva_golden_close(&g);
     }
     eva_inputs in;

@@ -2,7 +2,7 @@
 # cli_hostile_h5.sh: every file of tests/data/hostile_h5/ (HDF5 files that crash, hang or
 # over-allocate inside libhdf5 1.10, found by fuzz/fuzz_golden, and hand-made ones from
 # fuzz/make_hostile_h5.py) given to each command that reads a user's HDF5 file: verify --golden,
-# encode --inputs (and compare, once that command exists). Each run must end within 30 s with
+# encode --inputs, compare --candidate and compare --golden. Each run must end within 30 s with
 # exit 0, 1 or 2, never a signal, with a message on stderr when it fails; fill_value.h5 must stay
 # under 300 MB of peak RSS (GNU time, when installed).
 # Run by ctest as: bash tests/cli_hostile_h5.sh <evabench>. Exit 0 pass, 1 fail.
@@ -17,9 +17,10 @@ export EVABENCH_H5_TIMEOUT=${EVABENCH_H5_TIMEOUT:-3}
 fails=0 runs=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-# check NAME CMD...: runs CMD with a 30 s limit and checks how it ended.
+# check NAME FILE CMD...: runs CMD with a 30 s limit and checks how it ended (a failure must
+# print a message naming FILE).
 check() {
-  local name=$1; shift
+  local name=$1 file=$2; shift 2
   local t0 t1 rc
   t0=$(date +%s%N)
   timeout -s KILL 30 "$@" >"$W/out" 2>"$W/err"
@@ -29,8 +30,8 @@ check() {
   local ms=$(((t1 - t0) / 1000000))
   if [ $rc -gt 2 ]; then
     fail "$name: exit $rc after $ms ms (want 0, 1 or 2): $(head -c 400 "$W/err")"
-  elif [ $rc -ne 0 ] && ! grep -q . "$W/err"; then
-    fail "$name: exit $rc without a message"
+  elif [ $rc -ne 0 ] && ! tail -n 1 "$W/err" | grep -qF -- "$file"; then
+    fail "$name: exit $rc without a message naming $file: $(tail -n 1 "$W/err")"
   elif grep -q "Sanitizer" "$W/err" && ! grep -q "libhdf5 crashed" "$W/err"; then
     fail "$name: sanitizer report outside the guarded reader: $(head -c 400 "$W/err")"
   fi
@@ -42,18 +43,22 @@ for f in "$DATA"/*; do
   [ -f "$f" ] || continue
   n=$((n + 1))
   b=$(basename "$f")
-  check "verify $b" "$EVABENCH" verify --golden "$f"
-  check "encode $b" "$EVABENCH" encode --weights "$SRC/golden/tiny/eva02.safetensors" --inputs "$f" \
+  check "verify $b" "$b" "$EVABENCH" verify --golden "$f"
+  check "encode $b" "$b" "$EVABENCH" encode --weights "$SRC/golden/tiny/eva02.safetensors" --inputs "$f" \
     --out "$W/out.h5"
-  # compare: add `check "compare $b" "$EVABENCH" compare ...` here once the command exists.
+  check "compare candidate $b" "$b" "$EVABENCH" compare --golden "$SRC/golden/tiny/eva02.h5" --candidate "$f"
+  check "compare golden $b" "$b" "$EVABENCH" compare --golden "$f" --candidate "$SRC/golden/tiny/eva02.h5"
 done
 [ "$n" -ge 10 ] || fail "expected at least 10 hostile files in $DATA, found $n"
 
 # Peak memory of the fill-value file (chunked pixel_values [1,3,9459,9459], nothing stored).
 if [ -x /usr/bin/time ]; then
-  for cmd in verify encode; do
-    if [ $cmd = verify ]; then args=(verify --golden "$DATA/fill_value.h5")
-    else args=(encode --weights "$SRC/golden/tiny/eva02.safetensors" --inputs "$DATA/fill_value.h5" --out "$W/o.h5"); fi
+  for cmd in verify encode compare; do
+    case $cmd in
+      verify) args=(verify --golden "$DATA/fill_value.h5") ;;
+      encode) args=(encode --weights "$SRC/golden/tiny/eva02.safetensors" --inputs "$DATA/fill_value.h5" --out "$W/o.h5") ;;
+      compare) args=(compare --golden "$SRC/golden/tiny/eva02.h5" --candidate "$DATA/fill_value.h5") ;;
+    esac
     /usr/bin/time -f '%M' -o "$W/rss" "$EVABENCH" "${args[@]}" >/dev/null 2>&1
     kb=$(tail -n 1 "$W/rss")
     echo "fill_value.h5 $cmd: peak RSS $((kb / 1024)) MB"

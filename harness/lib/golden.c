@@ -258,6 +258,21 @@ static eva_status take_act(dump_reader *d, const eva_dump_rec *r, eva_golden *g,
     return EVA_OK;
 }
 
+static eva_status take_attr(dump_reader *d, const eva_dump_rec *r, eva_golden *g) {
+    if (g->n_attrs >= EVA_DUMP_MAX_ATTRS) return bad_dump(d);
+    if (!g->attr_names) {
+        g->attr_names = calloc(EVA_DUMP_MAX_ATTRS, sizeof *g->attr_names);
+        g->attr_values = calloc(EVA_DUMP_MAX_ATTRS, sizeof *g->attr_values);
+        if (!g->attr_names || !g->attr_values) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory", d->path);
+    }
+    void *p;
+    eva_status st = dump_payload(d, r, &p);
+    if (st != EVA_OK) return st;
+    memcpy(g->attr_names[g->n_attrs], r->name, sizeof g->attr_names[0]);
+    g->attr_values[g->n_attrs++] = p;
+    return EVA_OK;
+}
+
 static int cmp_act(const void *a, const void *b) {
     return strcmp(((const struct eva_golden_act *)a)->name, ((const struct eva_golden_act *)b)->name);
 }
@@ -275,8 +290,8 @@ static eva_status index_acts(eva_golden *g) {
     return EVA_OK;
 }
 
-/* Builds g (when non-NULL) or in from the stream in fd. */
-static eva_status load_dump(int fd, const char *path, eva_golden *g, eva_inputs *in) {
+/* Builds g (when non-NULL) or in from the stream in fd; `what` as given to the reader. */
+static eva_status load_dump(int fd, const char *path, eva_h5_what what, eva_golden *g, eva_inputs *in) {
     dump_reader d = {fd, 0, 0, path};
     eva_status st = dump_head(&d);
     int cap = 0;
@@ -289,6 +304,8 @@ static eva_status load_dump(int fd, const char *path, eva_golden *g, eva_inputs 
             st = bad_dump(&d);
         } else if (r.kind == EVA_DUMP_ACT) {
             st = take_act(&d, &r, g, &cap);
+        } else if (r.kind == EVA_DUMP_ATTR) {
+            st = take_attr(&d, &r, g);
         } else if (r.kind == EVA_DUMP_SEED) {
             if (g->has_seed || !pread_all(fd, &g->seed, 8, d.off)) st = bad_dump(&d);
             g->has_seed = true;
@@ -297,10 +314,14 @@ static eva_status load_dump(int fd, const char *path, eva_golden *g, eva_inputs 
             st = take_string(&d, &r, g);
         }
     }
-    if (st == EVA_OK && !in->pixels && !in->ids)
+    if (st == EVA_OK && what != EVA_H5_DUMP && !in->pixels && !in->ids)
         st = eva_fail(EVA_ERR_FORMAT, "%s: /inputs has neither pixel_values nor input_ids", path);
-    if (st == EVA_OK && g && (!g->schema || strcmp(g->schema, EVA_GOLDEN_SCHEMA) != 0)) st = bad_dump(&d);
+    if (st == EVA_OK && what == EVA_H5_GOLDEN && (!g->schema || strcmp(g->schema, EVA_GOLDEN_SCHEMA) != 0))
+        st = bad_dump(&d);
     if (st == EVA_OK && g) st = index_acts(g);
+    if (st == EVA_OK && what == EVA_H5_DUMP && g->n_acts == 0)
+        st = eva_fail(EVA_ERR_FORMAT, "%s: has no /acts/<tap> datasets (expected the golden layout: one dataset per "
+                                      "tap under /acts)", path);
     return st;
 }
 
@@ -323,7 +344,7 @@ eva_status eva_inputs_read_for(eva_inputs *in, const char *path, const eva_confi
     eva_status st = check_path(path, &bytes);
     if (st == EVA_OK) st = run_guarded(&fd, path, bytes, EVA_H5_INPUTS, cfg);
     if (st != EVA_OK) return st;
-    st = load_dump(fd, path, NULL, in);
+    st = load_dump(fd, path, EVA_H5_INPUTS, NULL, in);
     close(fd);
     if (st != EVA_OK) eva_inputs_free(in);
     return st;
@@ -337,7 +358,7 @@ eva_status eva_inputs_read_image(eva_inputs *in, const void *buf, size_t len, co
     int fd = memfd_create("evabench-h5", MFD_CLOEXEC);
     if (fd < 0) return eva_fail(EVA_ERR_IO, "%s: cannot create a memory file: %s", name, strerror(errno));
     eva_h5_dump_image(buf, len, name, EVA_H5_INPUTS, cfg, fd);
-    eva_status st = load_dump(fd, name, NULL, in);
+    eva_status st = load_dump(fd, name, EVA_H5_INPUTS, NULL, in);
     close(fd);
     if (st != EVA_OK) eva_inputs_free(in);
     return st;
@@ -356,9 +377,9 @@ static eva_status golden_begin(eva_golden *g, const char *path) {
 }
 
 /* Takes ownership of fd (the stream). */
-static eva_status golden_finish(eva_golden *g, int fd) {
+static eva_status golden_finish(eva_golden *g, int fd, eva_h5_what what) {
     g->dump = fd + 1;
-    eva_status st = load_dump(fd, g->path, g, &g->inputs);
+    eva_status st = load_dump(fd, g->path, what, g, &g->inputs);
     if (st != EVA_OK) eva_golden_close(g);
     return st;
 }
@@ -370,7 +391,7 @@ eva_status eva_golden_open_for(eva_golden *g, const char *path, const eva_config
     if (st == EVA_OK) st = check_path(path, &bytes);
     if (st == EVA_OK) st = run_guarded(&fd, path, bytes, EVA_H5_GOLDEN, cfg);
     if (st != EVA_OK) return st;
-    return golden_finish(g, fd);
+    return golden_finish(g, fd, EVA_H5_GOLDEN);
 }
 
 eva_status eva_golden_open(eva_golden *g, const char *path) { return eva_golden_open_for(g, path, NULL); }
@@ -382,7 +403,37 @@ eva_status eva_golden_open_image(eva_golden *g, const void *buf, size_t len, con
     int fd = memfd_create("evabench-h5", MFD_CLOEXEC);
     if (fd < 0) return eva_fail(EVA_ERR_IO, "%s: cannot create a memory file: %s", name, strerror(errno));
     eva_h5_dump_image(buf, len, name, EVA_H5_GOLDEN, cfg, fd);
-    return golden_finish(g, fd);
+    return golden_finish(g, fd, EVA_H5_GOLDEN);
+}
+
+eva_status eva_dump_open(eva_golden *g, const char *path) {
+    int64_t bytes;
+    int fd;
+    eva_status st = golden_begin(g, path);
+    if (st == EVA_OK) st = check_path(path, &bytes);
+    if (st == EVA_OK) st = run_guarded(&fd, path, bytes, EVA_H5_DUMP, NULL);
+    if (st != EVA_OK) return st;
+    return golden_finish(g, fd, EVA_H5_DUMP);
+}
+
+eva_status eva_dump_open_image(eva_golden *g, const void *buf, size_t len, const char *name) {
+    eva_status st = golden_begin(g, name);
+    if (st != EVA_OK) return st;
+    int fd = memfd_create("evabench-h5", MFD_CLOEXEC);
+    if (fd < 0) return eva_fail(EVA_ERR_IO, "%s: cannot create a memory file: %s", name, strerror(errno));
+    eva_h5_dump_image(buf, len, name, EVA_H5_DUMP, NULL, fd);
+    return golden_finish(g, fd, EVA_H5_DUMP);
+}
+
+eva_status eva_golden_attr(const eva_golden *g, const char *name, char **value) {
+    *value = NULL;
+    if (g->dump <= 0) return eva_fail(EVA_ERR_INTERNAL, "%s: file is not open", g->path);
+    for (int i = 0; i < g->n_attrs; i++) {
+        if (strcmp(g->attr_names[i], name) != 0) continue;
+        *value = strdup(g->attr_values[i]);
+        return *value ? EVA_OK : eva_fail(EVA_ERR_NOMEM, "%s: out of memory", g->path);
+    }
+    return EVA_OK;
 }
 
 static const struct eva_golden_act *find_act(const eva_golden *g, const char *name) {
@@ -441,6 +492,9 @@ void eva_golden_close(eva_golden *g) {
     free(g->generator);
     free(g->acts);
     free(g->act_info);
+    for (int i = 0; i < g->n_attrs; i++) free(g->attr_values[i]);
+    free(g->attr_values);
+    free(g->attr_names);
     eva_inputs_free(&g->inputs);
     memset(g, 0, sizeof *g);
 }

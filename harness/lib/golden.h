@@ -91,6 +91,9 @@ typedef struct {
     int n_acts;
     char (*acts)[EVA_TAP_NAME_MAX]; /* [n_acts] names of the datasets in /acts, sorted by name */
     struct eva_golden_act *act_info; /* [n_acts], private: shape and where the data is */
+    char (*attr_names)[EVA_TAP_NAME_MAX]; /* private: the root string attributes (eva_golden_attr) */
+    char **attr_values;
+    int n_attrs;
     int64_t dump;        /* private: file descriptor + 1 of the decoded data (0: none) */
 } eva_golden;
 
@@ -118,10 +121,14 @@ void eva_golden_close(eva_golden *g);
  * datasets (rank 1..4), optional /inputs, optional root attributes (schema, if present, must be
  * evabench-golden/1; config, generator, impl, precision). Opened into an eva_golden (weights,
  * seed unset) so eva_golden_act_shape / eva_golden_read_act read its datasets. At least one
- * /acts dataset is required. */
+ * /acts dataset is required. Guarded like eva_golden_open; sizes are checked against the caps
+ * and the stored bytes only (a dump's names need not be this project's taps). */
 eva_status eva_dump_open(eva_golden *g, const char *path);
+/* Unguarded, in-process: a tap dump from an HDF5 file image (fuzzing and tests only). */
+eva_status eva_dump_open_image(eva_golden *g, const void *buf, size_t len, const char *name);
 /* A string attribute of the root group of an opened golden or dump (*value NULL when absent;
- * owned by the caller). */
+ * owned by the caller). The reader records the first EVA_DUMP_MAX_ATTRS (64) string attributes
+ * whose names are shorter than EVA_TAP_NAME_MAX. */
 eva_status eva_golden_attr(const eva_golden *g, const char *name, char **value);
 
 /* Encode's output file. Datasets are float32, written whole. */

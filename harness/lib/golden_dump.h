@@ -34,6 +34,7 @@ typedef enum {
     EVA_DUMP_PIXELS,         /* payload: float32 [B,C,H,W] */
     EVA_DUMP_IDS,            /* payload: int32 [T,L] */
     EVA_DUMP_ACT,            /* payload: float32, or none when flags & EVA_DUMP_SHAPE_ONLY */
+    EVA_DUMP_ATTR,           /* a root string attribute: name, payload the string */
     EVA_DUMP_KIND_END
 } eva_dump_kind;
 
@@ -50,10 +51,15 @@ typedef struct {
     char name[EVA_TAP_NAME_MAX];
 } eva_dump_rec;
 
-typedef enum { EVA_H5_GOLDEN = 1, EVA_H5_INPUTS = 2 } eva_h5_what;
+/* What is read: a golden (schema required), an inputs file (/inputs only), or a tap dump of any
+ * implementation (schema optional, /inputs optional, /acts required, no tap-shape expectations). */
+typedef enum { EVA_H5_GOLDEN = 1, EVA_H5_INPUTS = 2, EVA_H5_DUMP = 3 } eva_h5_what;
+/* Most root string attributes recorded (eva_golden_attr), and their longest name. */
+#define EVA_DUMP_MAX_ATTRS 64
 
 /* Reads the HDF5 file `f` (an open hid_t, as int64_t) named `path` and writes the dump to fd.
- * what = EVA_H5_GOLDEN: schema, string attributes, seed, /inputs, /acts; EVA_H5_INPUTS: /inputs.
+ * what = EVA_H5_GOLDEN: schema, string attributes, seed, /inputs, /acts; EVA_H5_INPUTS: /inputs;
+ * EVA_H5_DUMP: as a golden with schema and /inputs optional and no config expectations.
  * expect: the config that sizes /inputs and /acts (NULL: a golden's own config attribute when it
  * parses, else only the generic caps). Declared sizes are checked before anything is read.
  * Writes the head in every case; returns the status it wrote. */

@@ -505,13 +505,38 @@ done:
 
 /* ---- whole files --------------------------------------------------------------------------- */
 
-static eva_status dump_golden(hid_t f, const char *path, const eva_config *expect, int fd) {
+/* Every string attribute of the root group (at most EVA_DUMP_MAX_ATTRS, names shorter than
+ * EVA_TAP_NAME_MAX; other attributes are skipped), for eva_golden_attr. */
+static eva_status dump_root_attrs(hid_t f, const char *path, int fd) {
+    H5O_info_t oi;
+    if (H5Oget_info2(f, &oi, H5O_INFO_NUM_ATTRS) < 0) return eva_fail(EVA_ERR_FORMAT, "%s: root attributes cannot be listed", path);
+    eva_status st = EVA_OK;
+    for (hsize_t i = 0; i < oi.num_attrs && i < EVA_DUMP_MAX_ATTRS && st == EVA_OK; i++) {
+        char name[EVA_TAP_NAME_MAX];
+        ssize_t n = H5Aget_name_by_idx(f, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+        if (n <= 0 || n >= (ssize_t)sizeof name) continue;
+        hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+        hid_t ty = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+        bool is_str = ty >= 0 && H5Tget_class(ty) == H5T_STRING;
+        close_id(ty);
+        close_id(a);
+        char *v = NULL;
+        if (is_str && (st = attr_string(f, path, name, &v)) == EVA_OK && v)
+            st = put_rec(fd, EVA_DUMP_ATTR, name, 0, 0, NULL, v, strlen(v));
+        free(v);
+    }
+    return st;
+}
+
+static eva_status dump_golden(hid_t f, const char *path, const eva_config *expect, bool any_impl, int fd) {
     char *s = NULL;
     eva_status st = attr_string(f, path, "schema", &s);
     if (st != EVA_OK) return st;
-    if (!s) return eva_fail(EVA_ERR_FORMAT, "%s: has no 'schema' attribute, expected \"%s\"", path, EVA_GOLDEN_SCHEMA);
-    if (strcmp(s, EVA_GOLDEN_SCHEMA) != 0) {
-        st = eva_fail(EVA_ERR_FORMAT, "%s: schema is \"%.64s\", expected \"%s\"", path, s, EVA_GOLDEN_SCHEMA);
+    if (!s && !any_impl)
+        return eva_fail(EVA_ERR_FORMAT, "%s: has no 'schema' attribute, expected \"%s\"", path, EVA_GOLDEN_SCHEMA);
+    if (s && strcmp(s, EVA_GOLDEN_SCHEMA) != 0) {
+        st = eva_fail(EVA_ERR_FORMAT, "%s: schema is \"%.64s\", expected \"%s\"%s", path, s, EVA_GOLDEN_SCHEMA,
+                      any_impl ? " (or no schema attribute)" : "");
         free(s);
         return st;
     }
@@ -523,16 +548,20 @@ static eva_status dump_golden(hid_t f, const char *path, const eva_config *expec
     for (int i = 0; i < 3 && st == EVA_OK; i++) {
         s = NULL;
         if ((st = attr_string(f, path, names[i], &s)) == EVA_OK) st = put_string(fd, kinds[i], s);
-        /* With no config from the caller, the golden's own config sizes what is read. */
-        if (st == EVA_OK && i == 0 && s && !expect && eva_config_from_json(&own, s, path) == EVA_OK) expect = &own;
+        /* With no config from the caller, a golden's own config sizes what is read. */
+        if (st == EVA_OK && i == 0 && s && !expect && !any_impl) {
+            if (eva_config_from_json(&own, s, path) == EVA_OK) expect = &own;
+            eva_clear_error(); /* a config that does not parse is the caller's to report */
+        }
         free(s);
     }
-    eva_clear_error();
-    int64_t seed, B, T;
-    bool has_seed;
+    int64_t seed, B = 0, T = 0;
+    bool has_seed, has_inputs = true;
     if (st == EVA_OK) st = attr_int(f, path, "seed", &seed, &has_seed);
     if (st == EVA_OK && has_seed) st = put_rec(fd, EVA_DUMP_SEED, NULL, 0, 0, NULL, &seed, sizeof seed);
-    if (st == EVA_OK) st = dump_inputs(f, path, expect, fd, &B, &T);
+    if (st == EVA_OK) st = dump_root_attrs(f, path, fd);
+    if (st == EVA_OK && any_impl) st = hard_link(f, path, "inputs", &has_inputs);
+    if (st == EVA_OK && has_inputs) st = dump_inputs(f, path, expect, fd, &B, &T);
     if (st == EVA_OK) st = dump_acts(f, path, expect, B, T, fd);
     return st;
 }
@@ -552,8 +581,8 @@ static eva_status write_head(int fd, eva_status st, const char *path) {
 eva_status eva_h5_dump(int64_t file, const char *path, eva_h5_what what, const eva_config *expect, int fd) {
     int64_t B, T;
     eva_h5_quiet();
-    eva_status st = what == EVA_H5_GOLDEN ? dump_golden((hid_t)file, path, expect, fd)
-                                          : dump_inputs((hid_t)file, path, expect, fd, &B, &T);
+    eva_status st = what == EVA_H5_INPUTS ? dump_inputs((hid_t)file, path, expect, fd, &B, &T)
+                                          : dump_golden((hid_t)file, path, expect, what == EVA_H5_DUMP, fd);
     return write_head(fd, st, path);
 }
 
@@ -652,4 +681,78 @@ eva_status eva_h5out_close(eva_h5out *o) {
     o->file = H5I_INVALID_HID;
     if (e < 0) return eva_fail(EVA_ERR_IO, "%s: closing (flushing) the output file failed", o->path);
     return EVA_OK;
+}
+/* ---- writer: row blocks of a dataset and integer datasets ---------------------------------- */
+
+/* Opens /name, creating it as float32 [total, shape[1..]] on first use; checks the dims agree. */
+static eva_status rows_dataset(hid_t *ds, eva_h5out *o, const char *name, int ndim, const int64_t *shape,
+                               int64_t total) {
+    hsize_t dims[4];
+    dims[0] = (hsize_t)total;
+    for (int i = 1; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    *ds = H5I_INVALID_HID;
+    if (H5Lexists((hid_t)o->file, name, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2((hid_t)o->file, name, H5P_DEFAULT);
+        hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+        hsize_t have[4] = {0, 0, 0, 0};
+        int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+        if (r == ndim) H5Sget_simple_extent_dims(sp, have, NULL);
+        close_id(sp);
+        bool same = r == ndim;
+        for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
+        if (!same) {
+            close_id(d);
+            return eva_fail(EVA_ERR_INTERNAL, "%s: /%s: a later batch has a different shape", o->path, name);
+        }
+        *ds = d;
+        return EVA_OK;
+    }
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = sp >= 0 ? H5Dcreate2((hid_t)o->file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT)
+                      : H5I_INVALID_HID;
+    close_id(lcpl);
+    close_id(sp);
+    if (d < 0) return eva_fail(EVA_ERR_IO, "%s: cannot create dataset /%s", o->path, name);
+    *ds = d;
+    return EVA_OK;
+}
+
+eva_status eva_h5out_write_rows(eva_h5out *o, const char *name, const float *data, int ndim, const int64_t *shape,
+                                int64_t offset, int64_t total) {
+    if (ndim < 1 || ndim > 4 || offset < 0 || shape[0] < 1 || offset + shape[0] > total)
+        return eva_fail(EVA_ERR_INTERNAL, "%s: /%s: rows %lld+%lld do not fit %lld", o->path, name, (long long)offset,
+                        (long long)(ndim >= 1 ? shape[0] : 0), (long long)total);
+    hid_t ds;
+    eva_status st = rows_dataset(&ds, o, name, ndim, shape, total);
+    if (st != EVA_OK) return st;
+    hsize_t start[4] = {(hsize_t)offset, 0, 0, 0}, count[4];
+    for (int i = 0; i < ndim; i++) count[i] = (hsize_t)shape[i];
+    hid_t fsp = H5Dget_space(ds);
+    hid_t msp = H5Screate_simple(ndim, count, NULL);
+    if (fsp < 0 || msp < 0 || H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dwrite(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, data) < 0)
+        st = eva_fail(EVA_ERR_IO, "%s: cannot write rows %lld-%lld of dataset /%s", o->path, (long long)offset,
+                      (long long)(offset + shape[0] - 1), name);
+    close_id(msp);
+    close_id(fsp);
+    close_id(ds);
+    return st;
+}
+
+eva_status eva_h5out_write_ids(eva_h5out *o, const char *name, const int32_t *ids, int64_t rows, int64_t cols) {
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    eva_status st = EVA_OK;
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = sp >= 0 ? H5Dcreate2((hid_t)o->file, name, H5T_STD_I64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT)
+                       : H5I_INVALID_HID;
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids) < 0)
+        st = eva_fail(EVA_ERR_IO, "%s: cannot write dataset /%s", o->path, name);
+    close_id(ds);
+    close_id(lcpl);
+    close_id(sp);
+    return st;
 }
