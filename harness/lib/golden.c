@@ -376,10 +376,20 @@ static eva_status golden_begin(eva_golden *g, const char *path) {
     return EVA_OK;
 }
 
+/* A golden's compute_dtype attribute: "float64" (also when absent) or "float32". */
+static eva_status golden_compute_dtype(eva_golden *g) {
+    eva_status st = eva_golden_attr(g, "compute_dtype", &g->compute_dtype);
+    if (st == EVA_OK && g->compute_dtype && strcmp(g->compute_dtype, "float64") && strcmp(g->compute_dtype, "float32"))
+        st = eva_fail(EVA_ERR_FORMAT, "%s: compute_dtype is \"%.32s\", expected \"float64\" or \"float32\"", g->path,
+                      g->compute_dtype);
+    return st;
+}
+
 /* Takes ownership of fd (the stream). */
 static eva_status golden_finish(eva_golden *g, int fd, eva_h5_what what) {
     g->dump = fd + 1;
     eva_status st = load_dump(fd, g->path, what, g, &g->inputs);
+    if (st == EVA_OK && what == EVA_H5_GOLDEN) st = golden_compute_dtype(g);
     if (st != EVA_OK) eva_golden_close(g);
     return st;
 }
@@ -490,6 +500,7 @@ void eva_golden_close(eva_golden *g) {
     free(g->config_json);
     free(g->weights);
     free(g->generator);
+    free(g->compute_dtype);
     free(g->acts);
     free(g->act_info);
     for (int i = 0; i < g->n_attrs; i++) free(g->attr_values[i]);
