@@ -7,11 +7,11 @@
  * stream's length) before it allocates anything. Activations stay in the memfd and are copied out
  * by eva_golden_read_act.
  *
- * Cost (Intel Sapphire Rapids, 2 cores shared with other work, Release build; eva_golden_open and
- * reading every activation, against the same libhdf5 reading done in-process, 41 and 5 runs):
- * tiny golden eva02.h5 (0.9 MB): 3.4 ms of CPU instead of 1.7 ms (14 ms wall instead of 1.7 ms on
- * the loaded machine: the child waits for a core); a 270 MB golden of 64 activations: 250 ms of
- * CPU instead of 165 ms (1.12 s wall instead of 0.73 s), the extra copy through the memfd.
+ * Cost (Intel Sapphire Rapids, 2 cores shared with other work (load ~4), Release build;
+ * eva_golden_open and reading every activation, against the same libhdf5 reading done in-process,
+ * median of 41 and 5 runs): tiny golden eva02.h5 (0.9 MB): 3.5 ms instead of 1.8 ms; a 270 MB
+ * golden of 64 activations: 252 ms instead of 165 ms (the extra copy through the memfd). Under
+ * heavy load (~18) the fork waits for a core: 14 ms instead of 1.7 ms for the tiny golden.
  */
 #define _GNU_SOURCE
 #include "golden.h"
