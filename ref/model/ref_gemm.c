@@ -86,6 +86,7 @@ static void pack_panel(float *dst, const float *x, int ldx, int t0, int nt, int 
 /* Weight rows held as F16 are widened with the CPU's F16C conversion where it has one (x86-64
  * since 2012; exact, like the portable conversion, about 30x faster), chosen at run time. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 __attribute__((target("avx,f16c"))) static void widen_f16c(float *dst, const uint16_t *s, size_t n) {
     size_t k = 0;
@@ -94,7 +95,10 @@ __attribute__((target("avx,f16c"))) static void widen_f16c(float *dst, const uin
 }
 static bool have_f16c(void) {
     static int v = -1; /* benign race: every thread computes the same answer */
-    if (v < 0) v = __builtin_cpu_supports("f16c") ? 1 : 0;
+    /* "avx" (with the OS check) through the builtin; the F16C bit from CPUID leaf 1 (clang 14's
+     * __builtin_cpu_supports does not know "f16c"). */
+    unsigned a, b, c, d;
+    if (v < 0) v = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) ? 1 : 0;
     return v == 1;
 }
 #define EVA_GEMM_F16C 1
