@@ -130,6 +130,57 @@ static eva_status run_guarded(int *out_fd, const char *path, int64_t file_bytes,
     return EVA_OK;
 }
 
+/* ---- a guarded call for other readers (the embedding caches) -------------------------------- */
+
+/* What the child hands back through the shared mapping: its status, message and result bytes. */
+typedef struct {
+    int status;
+    char message[1024];
+} guard_head;
+
+eva_status eva_h5_guarded_call(const char *path, eva_h5_reader fn, void *ctx, void *result, size_t result_bytes) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return eva_fail(EVA_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t map_bytes = sizeof(guard_head) + result_bytes;
+    void *map = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return eva_fail(EVA_ERR_NOMEM, "%s: cannot map %zu bytes for reading", path, map_bytes);
+    guard_head *head = map;
+    head->status = EVA_ERR_INTERNAL;
+    int seconds = guard_seconds((int64_t)sb.st_size);
+    eva_h5_quiet();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        munmap(map, map_bytes);
+        return eva_fail(EVA_ERR_IO, "%s: cannot start the reading process: %s", path, strerror(errno));
+    }
+    if (pid == 0) {
+        child_limits(seconds);
+        eva_status st = fn(ctx, path, (char *)map + sizeof(guard_head));
+        snprintf(head->message, sizeof head->message, "%s", st == EVA_OK ? "" : eva_last_error());
+        head->status = st;
+        _exit(0);
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    eva_status st;
+    int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+    if (sig == SIGALRM || sig == SIGXCPU || sig == SIGKILL)
+        st = eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 timed out reading this file (over %d s; signal %d)", path, seconds,
+                      sig);
+    else if (sig || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+        st = eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 crashed reading this file (signal %d)", path, sig);
+    else if (head->status != EVA_OK)
+        st = eva_fail((eva_status)head->status, "%.1000s", head->message);
+    else {
+        memcpy(result, (char *)map + sizeof(guard_head), result_bytes);
+        st = EVA_OK;
+    }
+    munmap(map, map_bytes);
+    return st;
+}
+
 /* ---- reading the stream back --------------------------------------------------------------- */
 
 static bool pread_all(int fd, void *dst, size_t n, int64_t off) {

@@ -47,6 +47,14 @@
 /* Switches off HDF5's automatic printing of its error stack (idempotent). */
 void eva_h5_quiet(void);
 
+/* A reader run in the guarded child: reads `path` into out (result_bytes of shared memory). */
+typedef eva_status (*eva_h5_reader)(void *ctx, const char *path, void *out);
+/* Runs fn in a child under the same limits as the golden reader and copies its result_bytes to
+ * result on success; a crash or timeout of the child is EVA_ERR_FORMAT naming the file, a failure
+ * of fn comes back with its status and message. For HDF5 files other than goldens and dumps (the
+ * zero-shot and retrieval embedding caches). */
+eva_status eva_h5_guarded_call(const char *path, eva_h5_reader fn, void *ctx, void *result, size_t result_bytes);
+
 /* The /inputs of a golden or encode input file. Either part may be absent (pixels == NULL,
  * ids == NULL). Shapes are exactly as stored: pixel_values [B,C,H,W] (rank 4, any dims >= 1;
  * callers check C == 3 and H == W == image_size), input_ids [T,L]. */

@@ -28,6 +28,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "golden.h"
+
 /* ============================================================================================ */
 /* Layout names. */
 
@@ -714,8 +716,19 @@ static bool read_2d(hid_t f, const char *name, hid_t mem_type, void *out, hsize_
     return ok;
 }
 
-eva_status eva_rt_cache_load(const char *path, const char *key, float *feats, uint8_t *ok, int n, int E) {
-    if (access(path, R_OK) != 0) return eva_fail(EVA_ERR_IO, "%s: no cached embeddings", path);
+typedef struct {
+    const char *key;
+    int n, E;
+    bool want_ok;
+} rt_cache_query;
+
+/* In the guarded child: embeds [n,E] then, when asked, ok [n] of the cache at path into out. */
+static eva_status rt_cache_read(void *ctx, const char *path, void *out) {
+    const rt_cache_query *q = ctx;
+    const char *key = q->key;
+    const int n = q->n, E = q->E;
+    float *feats = out;
+    uint8_t *ok = q->want_ok ? (uint8_t *)(feats + (size_t)n * E) : NULL;
     bool good = false;
     H5E_BEGIN_TRY {
         hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -729,6 +742,21 @@ eva_status eva_rt_cache_load(const char *path, const char *key, float *feats, ui
     for (int64_t i = 0; i < (int64_t)n * E; i++)
         if (!isfinite(feats[i])) return eva_fail(EVA_ERR_FORMAT, "%s: non-finite value", path);
     return EVA_OK;
+}
+
+eva_status eva_rt_cache_load(const char *path, const char *key, float *feats, uint8_t *ok, int n, int E) {
+    if (access(path, R_OK) != 0) return eva_fail(EVA_ERR_IO, "%s: no cached embeddings", path);
+    rt_cache_query q = {key, n, E, ok != NULL};
+    size_t fbytes = (size_t)n * (size_t)E * sizeof(float), total = fbytes + (ok ? (size_t)n : 0);
+    unsigned char *buf = malloc(total ? total : 1);
+    if (!buf) return eva_fail(EVA_ERR_NOMEM, "%s: out of memory for %d cached embeddings", path, n);
+    eva_status st = eva_h5_guarded_call(path, rt_cache_read, &q, buf, total);
+    if (st == EVA_OK) {
+        memcpy(feats, buf, fbytes);
+        if (ok) memcpy(ok, buf + fbytes, (size_t)n);
+    }
+    free(buf);
+    return st;
 }
 
 static eva_status mkdirs(const char *path_of_file) {

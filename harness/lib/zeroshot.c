@@ -30,6 +30,7 @@
 
 #include "eva_embedded.h"
 #include "eva_image.h"
+#include "golden.h"
 #include "ref_model.h"
 
 /* ============================================================================================ */
@@ -798,8 +799,17 @@ static bool attr_string_equals(hid_t obj, const char *name, const char *want) {
     return ok;
 }
 
-eva_status eva_zs_cache_load(float *W, const char *path, const char *key, int C, int E) {
-    if (access(path, R_OK) != 0) return eva_fail(EVA_ERR_IO, "%s: no cached classifier", path);
+typedef struct {
+    const char *key;
+    int C, E;
+} zs_cache_query;
+
+/* In the guarded child: the classifier [C,E] of the cache at path into W. */
+static eva_status zs_cache_read(void *ctx, const char *path, void *out) {
+    const zs_cache_query *q = ctx;
+    const char *key = q->key;
+    const int C = q->C, E = q->E;
+    float *W = out;
     eva_status st = EVA_OK;
     hid_t f = -1, d = -1, s = -1;
     H5E_BEGIN_TRY {
@@ -826,6 +836,12 @@ eva_status eva_zs_cache_load(float *W, const char *path, const char *key, int C,
             if (!isfinite(W[i])) return eva_fail(EVA_ERR_FORMAT, "%s: non-finite value in /classifier", path);
     }
     return st;
+}
+
+eva_status eva_zs_cache_load(float *W, const char *path, const char *key, int C, int E) {
+    if (access(path, R_OK) != 0) return eva_fail(EVA_ERR_IO, "%s: no cached classifier", path);
+    zs_cache_query q = {key, C, E};
+    return eva_h5_guarded_call(path, zs_cache_read, &q, W, (size_t)C * (size_t)E * sizeof(float));
 }
 
 static eva_status mkdir_p(const char *dir) {
