@@ -8,7 +8,7 @@ out=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"/{config,tokenizer,image,safetensors,weights,golden}
 
-for v in $("$evabench" info | awk 'NR > 1 {print $1}'); do
+for v in $("$evabench" info | awk 'NR > 1 && $1 ~ /^EVA/ {print $1}'); do
   "$evabench" info --variant "$v" --json > "$out/config/$v.json"
 done
 # Single- and multi-line prompts: class names, templates, and a few hand-made hard strings.
