@@ -4,8 +4,9 @@
 # usage: bash harness/scripts/keep_reports.sh SRC_DIR [NAME]
 #   Copies the records of SRC_DIR (default build/reports: what `make run` wrote) into
 #   reports/<NAME>/, NAME defaulting to <date>_<cpu>-<n>c_<revision> of the run
-#   (e.g. 2026-12-05_xeon-avx512-2c_9921a0c), rewrites absolute paths of this checkout and of the
-#   build folder as paths relative to the repository root, and regenerates summary.md and the charts
+#   (e.g. 2026-12-05_xeon-avx512-2c_9921a0c), rewrites absolute paths of this checkout, of the
+#   checkout that made the run (SRC_DIR/../..) and of the build folder as paths relative to the
+#   repository root, and regenerates summary.md and the charts
 #   there. Nothing else under reports/ is touched; commit the new folder yourself.
 # Exit: 0 ok, 2 bad usage (no such folder, target exists).
 set -euo pipefail
@@ -13,6 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SRC=${1:-$ROOT/build/reports}
 [ -d "$SRC" ] || { echo "keep_reports.sh: $SRC is not a folder (run 'make run' first)" >&2; exit 2; }
 SRC=$(cd "$SRC" && pwd)
+RUN_ROOT=$(cd "$SRC/../.." && pwd)
 if [ -n "${2:-}" ]; then
   NAME=$2
 else
@@ -27,7 +29,8 @@ mkdir -p "$DEST"
 for f in "$SRC"/*.json "$SRC"/*.jsonl "$SRC"/*.md; do
   [ -f "$f" ] || continue
   case $(basename "$f") in summary.md) continue ;; esac
-  sed -e "s|$SRC/|reports/$NAME/|g" -e "s|$ROOT/||g" "$f" > "$DEST/$(basename "$f")"
+  # the run's own checkout (SRC is its build/reports) and this one become relative paths
+  sed -e "s|$SRC/|reports/$NAME/|g" -e "s|$RUN_ROOT/||g" -e "s|$ROOT/||g" "$f" > "$DEST/$(basename "$f")"
 done
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
