@@ -89,6 +89,23 @@ static void child_limits(int seconds) {
     alarm((unsigned)seconds);
 }
 
+/* Waits for the reading child: a death by signal (a timeout: SIGALRM, SIGXCPU, SIGKILL) or a
+ * non-zero exit becomes EVA_ERR_FORMAT naming the file. */
+static eva_status wait_reader(pid_t pid, const char *path, int seconds) {
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0)
+        if (errno != EINTR)
+            return eva_fail(EVA_ERR_INTERNAL, "%s: waiting for the reading process failed: %s", path, strerror(errno));
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) return EVA_OK;
+    int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+    if (sig == SIGALRM || sig == SIGXCPU || sig == SIGKILL)
+        return eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 timed out reading this file (over %d s; signal %d)", path, seconds,
+                        sig);
+    if (sig) return eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 crashed reading this file (signal %d)", path, sig);
+    return eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 crashed reading this file (the reader exited with status %d)", path,
+                    WEXITSTATUS(ws));
+}
+
 /* Runs the reader in a child; on success *out_fd is the memfd holding the stream. */
 static eva_status run_guarded(int *out_fd, const char *path, int64_t file_bytes, eva_h5_what what,
                               const eva_config *cfg) {
@@ -108,23 +125,10 @@ static eva_status run_guarded(int *out_fd, const char *path, int64_t file_bytes,
         eva_h5_dump_path(path, what, cfg, fd);
         _exit(0);
     }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0) {
-        if (errno != EINTR) {
-            close(fd);
-            return eva_fail(EVA_ERR_INTERNAL, "%s: waiting for the reading process failed: %s", path, strerror(errno));
-        }
-    }
-    if (WIFSIGNALED(ws) || (WIFEXITED(ws) && WEXITSTATUS(ws) != 0)) {
+    eva_status st = wait_reader(pid, path, seconds);
+    if (st != EVA_OK) {
         close(fd);
-        int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
-        if (sig == SIGALRM || sig == SIGXCPU || sig == SIGKILL)
-            return eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 timed out reading this file (over %d s; signal %d)", path,
-                            seconds, sig);
-        if (sig)
-            return eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 crashed reading this file (signal %d)", path, sig);
-        return eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 crashed reading this file (the reader exited with status %d)",
-                        path, WEXITSTATUS(ws));
+        return st;
     }
     *out_fd = fd;
     return EVA_OK;
@@ -161,22 +165,10 @@ eva_status eva_h5_guarded_call(const char *path, eva_h5_reader fn, void *ctx, vo
         head->status = st;
         _exit(0);
     }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-    }
-    eva_status st;
-    int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
-    if (sig == SIGALRM || sig == SIGXCPU || sig == SIGKILL)
-        st = eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 timed out reading this file (over %d s; signal %d)", path, seconds,
-                      sig);
-    else if (sig || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-        st = eva_fail(EVA_ERR_FORMAT, "%s: libhdf5 crashed reading this file (signal %d)", path, sig);
-    else if (head->status != EVA_OK)
+    eva_status st = wait_reader(pid, path, seconds);
+    if (st == EVA_OK && head->status != EVA_OK)
         st = eva_fail((eva_status)head->status, "%.1000s", head->message);
-    else {
-        memcpy(result, (char *)map + sizeof(guard_head), result_bytes);
-        st = EVA_OK;
-    }
+    if (st == EVA_OK) memcpy(result, (char *)map + sizeof(guard_head), result_bytes);
     munmap(map, map_bytes);
     return st;
 }
