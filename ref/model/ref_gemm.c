@@ -122,15 +122,16 @@ static void widen_w(float *wt, eva_wmat w, size_t first, size_t n) {
  * multiply-adds over consecutive k that restart every kc products, each chain added to its
  * double sum in k order: the same operations in the same order, hence the same bits. They differ
  * only in how many outputs they keep in registers at once. */
-typedef void (*tile_fn)(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc, int ntok);
+typedef void (*tile_fn)(double dacc[MR][NR], const float *wt, int ldwt, const float *panel, int klen, int kc,
+                        int ntok);
 
 /* Portable: plain loops over a 6 x 16 sub-tile at a time (small enough for the compiler to keep
  * in vector registers), the j loop unit-stride over 16 tokens. fmaf is one rounding by
  * definition: inlined as an instruction where the target has fma, a libm call elsewhere (slow,
  * but the same bits as every other kernel on every host). */
 static inline __attribute__((always_inline)) void tile_portable_body(double dacc[MR][NR], const float *wt,
-                                                                     const float *panel, int klen, int kc,
-                                                                     int ntok) {
+                                                                     int ldwt, const float *panel, int klen,
+                                                                     int kc, int ntok) {
     enum { SR = 6, SN = 16 };
     const int nn = ntok > SN ? NR : SN;
     for (int i0 = 0; i0 < MR; i0 += SR)
@@ -141,7 +142,7 @@ static inline __attribute__((always_inline)) void tile_portable_body(double dacc
                 for (int k = k0; k < k1; k++) {
                     const float *xk = panel + (size_t)k * NR + j0;
                     for (int i = 0; i < SR; i++) {
-                        const float a = wt[(i0 + i) * KB + k];
+                        const float a = wt[(size_t)(i0 + i) * ldwt + k];
                         for (int j = 0; j < SN; j++) acc[i][j] = __builtin_fmaf(a, xk[j], acc[i][j]);
                     }
                 }
@@ -150,15 +151,15 @@ static inline __attribute__((always_inline)) void tile_portable_body(double dacc
             }
 }
 
-static void tile_portable(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc, int ntok) {
-    tile_portable_body(dacc, wt, panel, klen, kc, ntok);
+static void tile_portable(double dacc[MR][NR], const float *wt, int ldwt, const float *panel, int klen, int kc, int ntok) {
+    tile_portable_body(dacc, wt, ldwt, panel, klen, kc, ntok);
 }
 
 #ifdef EVA_GEMM_X86
 /* The portable source compiled for a CPU with fma (its fmaf calls become instructions). */
-__attribute__((target("fma"))) static void tile_portable_fma(double dacc[MR][NR], const float *wt,
+__attribute__((target("fma"))) static void tile_portable_fma(double dacc[MR][NR], const float *wt, int ldwt,
                                                               const float *panel, int klen, int kc, int ntok) {
-    tile_portable_body(dacc, wt, panel, klen, kc, ntok);
+    tile_portable_body(dacc, wt, ldwt, panel, klen, kc, ntok);
 }
 
 /* AVX2 + FMA: 6 rows x 16 tokens (two 8-float vectors) = 12 accumulators per pass, four passes
@@ -176,13 +177,13 @@ __attribute__((target("avx2,fma"))) static inline void fold8(double *d, __m256 s
 }
 
 /* 12 rows x 8 tokens (one vector per row), for a half panel with at most 8 real tokens */
-__attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR], const float *wt, const float *xk,
+__attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR], const float *wt, int ldwt, const float *xk,
                                                              int j0, int k0, int k1) {
     __m256 c0a = _mm256_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
     __m256 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
     for (int k = k0; k < k1; k++, xk += NR) {
         const __m256 xa = _mm256_load_ps(xk);
-#define ROW(i) c##i##a = _mm256_fmadd_ps(_mm256_broadcast_ss(wt + i * KB + k), xa, c##i##a);
+#define ROW(i) c##i##a = _mm256_fmadd_ps(_mm256_broadcast_ss(wt + (size_t)i * ldwt + k), xa, c##i##a);
         ROWS_X(ROW)
 #undef ROW
     }
@@ -191,25 +192,25 @@ __attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR],
 #undef FOLD
 }
 
-__attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], const float *wt, const float *panel,
+__attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], const float *wt, int ldwt, const float *panel,
                                                            int klen, int kc, int ntok) {
     const int nn = ntok > 16 ? NR : 16;
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
         for (int j0 = 0; j0 < nn; j0 += 16) {
             if (ntok - j0 <= 8) { /* this half holds at most 8 real tokens */
-                tile_avx2_8(dacc, wt, panel + (size_t)k0 * NR + j0, j0, k0, k1);
+                tile_avx2_8(dacc, wt, ldwt, panel + (size_t)k0 * NR + j0, j0, k0, k1);
                 continue;
             }
             for (int i0 = 0; i0 < MR; i0 += 6) {
                 __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
                 __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
-                const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + i0 * KB;
+                const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + (size_t)i0 * ldwt;
                 for (int k = k0; k < k1; k++, xk += NR) {
                     const __m256 xa = _mm256_load_ps(xk), xb = _mm256_load_ps(xk + 8);
                     __m256 a;
 #define ROW(i)                                 \
-    a = _mm256_broadcast_ss(w0 + i * KB + k);  \
+    a = _mm256_broadcast_ss(w0 + (size_t)i * ldwt + k);  \
     c##i##a = _mm256_fmadd_ps(a, xa, c##i##a); \
     c##i##b = _mm256_fmadd_ps(a, xb, c##i##b);
                     ROWS6(ROW)
@@ -236,7 +237,7 @@ __attribute__((target("avx512f"))) static inline void fold16(double *d, __m512 s
 }
 
 
-__attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][NR], const float *wt,
+__attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][NR], const float *wt, int ldwt,
                                                                  const float *panel, int klen, int kc) {
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
@@ -249,7 +250,7 @@ __attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][
             const __m512 xa = _mm512_load_ps(xk), xb = _mm512_load_ps(xk + 16);
             __m512 a;
 #define ROW(i)                                 \
-    a = _mm512_set1_ps(wt[i * KB + k]);        \
+    a = _mm512_set1_ps(wt[(size_t)i * ldwt + k]);        \
     c##i##a = _mm512_fmadd_ps(a, xa, c##i##a); \
     c##i##b = _mm512_fmadd_ps(a, xb, c##i##b);
             ROWS_X(ROW)
@@ -263,7 +264,7 @@ __attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][
     }
 }
 
-__attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][NR], const float *wt,
+__attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][NR], const float *wt, int ldwt,
                                                                  const float *panel, int klen, int kc) {
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
@@ -272,7 +273,7 @@ __attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][
         const float *xk = panel + (size_t)k0 * NR;
         for (int k = k0; k < k1; k++, xk += NR) {
             const __m512 xa = _mm512_load_ps(xk);
-#define ROW(i) c##i##a = _mm512_fmadd_ps(_mm512_set1_ps(wt[i * KB + k]), xa, c##i##a);
+#define ROW(i) c##i##a = _mm512_fmadd_ps(_mm512_set1_ps(wt[(size_t)i * ldwt + k]), xa, c##i##a);
             ROWS_X(ROW)
 #undef ROW
         }
@@ -282,12 +283,12 @@ __attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][
     }
 }
 
-__attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], const float *wt, const float *panel,
+__attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], const float *wt, int ldwt, const float *panel,
                                                             int klen, int kc, int ntok) {
     if (ntok <= 16)
-        tile_avx512_half(dacc, wt, panel, klen, kc);
+        tile_avx512_half(dacc, wt, ldwt, panel, klen, kc);
     else
-        tile_avx512_full(dacc, wt, panel, klen, kc);
+        tile_avx512_full(dacc, wt, ldwt, panel, klen, kc);
 }
 #endif /* EVA_GEMM_X86 */
 
@@ -296,7 +297,7 @@ __attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], 
  * passes per tile and chain; vfmaq_n_f32 is a fused multiply-add by a scalar. */
 #define NROW(i, q) c##i##q = vfmaq_n_f32(c##i##q, x##q, a##i);
 #define NROW4(i)                  \
-    const float a##i = w0[i * KB + k]; \
+    const float a##i = w0[(size_t)i * ldwt + k]; \
     NROW(i, 0) NROW(i, 1) NROW(i, 2) NROW(i, 3)
 
 static inline void fold4(double *d, float32x4_t s) {
@@ -304,7 +305,7 @@ static inline void fold4(double *d, float32x4_t s) {
     vst1q_f64(d + 2, vaddq_f64(vld1q_f64(d + 2), vcvt_high_f64_f32(s)));
 }
 
-static void tile_neon(double dacc[MR][NR], const float *wt, const float *panel, int klen, int kc, int ntok) {
+static void tile_neon(double dacc[MR][NR], const float *wt, int ldwt, const float *panel, int klen, int kc, int ntok) {
     const int nn = ntok > 16 ? NR : 16;
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
@@ -314,7 +315,7 @@ static void tile_neon(double dacc[MR][NR], const float *wt, const float *panel, 
                 float32x4_t c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00;
                 float32x4_t c30 = c00, c31 = c00, c32 = c00, c33 = c00, c40 = c00, c41 = c00;
                 float32x4_t c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00, c53 = c00;
-                const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + i0 * KB;
+                const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + (size_t)i0 * ldwt;
                 for (int k = k0; k < k1; k++, xk += NR) {
                     const float32x4_t x0 = vld1q_f32(xk), x1 = vld1q_f32(xk + 4);
                     const float32x4_t x2 = vld1q_f32(xk + 8), x3 = vld1q_f32(xk + 12);
@@ -333,6 +334,106 @@ static void tile_neon(double dacc[MR][NR], const float *wt, const float *panel, 
 #undef NROW
 #undef NROW4
 #endif /* EVA_GEMM_NEON */
+
+/* ---- writing a tile, packing a panel ------------------------------------------------------------
+ * Both transpose: a tile's sums are channel-major (dacc[i][j]: channel i, token j) while the output
+ * rows are token-major, and a panel is k-major (panel[k][j]) while x rows run along k. The
+ * portable versions move one float at a time; the AVX2 ones (also used with the AVX-512 kernel)
+ * move 8 x 8 blocks through registers (unpack / shuffle / permute, no gathers). Same values, same
+ * roundings: out = (float)(sum + (double)bias) either way. */
+typedef void (*store_fn)(float *out, int ldo, double dacc[MR][NR], const double bias_d[MR], int nt, int mr);
+typedef void (*pack_fn)(float *dst, const float *x, int ldx, int t0, int nt, int K);
+
+/* out[j * ldo + i] = (float)(dacc[i][j] + bias_d[i]) for j < nt, i < mr. */
+static void store_portable(float *out, int ldo, double dacc[MR][NR], const double bias_d[MR], int nt, int mr) {
+    for (int j = 0; j < nt; j++) {
+        float *o = out + (size_t)j * ldo;
+        for (int i = 0; i < mr; i++) o[i] = (float)(dacc[i][j] + bias_d[i]);
+    }
+}
+
+#ifdef EVA_GEMM_X86
+/* 8 x 8 transpose: on return r[q] holds element q of every input row (AVX unpack/shuffle/permute). */
+__attribute__((target("avx2,fma"))) static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* (float)(dacc[i][j0 .. j0 + 8) + b), 8 floats */
+__attribute__((target("avx2,fma"))) static inline __m256 round_row8(const double *d, double b) {
+    const __m256d bb = _mm256_set1_pd(b);
+    __m128 lo = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_loadu_pd(d), bb));
+    __m128 hi = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_loadu_pd(d + 4), bb));
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+/* store_portable for a full tile (mr == 12), 8 tokens at a time: channels 0-7 by one 8 x 8
+ * transpose, channels 8-11 by a 4 x 8 one. */
+_Static_assert(MR == 12, "store_avx2 writes 8 + 4 channels");
+__attribute__((target("avx2,fma"))) static void store_avx2(float *out, int ldo, double dacc[MR][NR],
+                                                            const double bias_d[MR], int nt, int mr) {
+    if (mr != MR) {
+        store_portable(out, ldo, dacc, bias_d, nt, mr);
+        return;
+    }
+    for (int j0 = 0; j0 < nt; j0 += 8) {
+        __m256 r[8], u[4];
+        for (int i = 0; i < 8; i++) r[i] = round_row8(&dacc[i][j0], bias_d[i]);
+        for (int i = 0; i < 4; i++) u[i] = round_row8(&dacc[8 + i][j0], bias_d[8 + i]);
+        transpose8(r);
+        __m256 t0 = _mm256_unpacklo_ps(u[0], u[1]), t1 = _mm256_unpackhi_ps(u[0], u[1]);
+        __m256 t2 = _mm256_unpacklo_ps(u[2], u[3]), t3 = _mm256_unpackhi_ps(u[2], u[3]);
+        __m256 v[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)}; /* v[q]: tokens q | q + 4 */
+        const int n = nt - j0 < 8 ? nt - j0 : 8;
+        for (int q = 0; q < n; q++) {
+            float *o = out + (size_t)(j0 + q) * ldo;
+            _mm256_storeu_ps(o, r[q]);
+            _mm_storeu_ps(o + 8, q < 4 ? _mm256_castps256_ps128(v[q]) : _mm256_extractf128_ps(v[q - 4], 1));
+        }
+    }
+}
+#endif /* EVA_GEMM_X86 */
+
+/* dst[k][j] = x[t0 + j][k] for j < nt, 0 for nt <= j < NR (portable: pack_panel above). */
+static void pack_portable(float *dst, const float *x, int ldx, int t0, int nt, int K) { pack_panel(dst, x, ldx, t0, nt, K); }
+
+#ifdef EVA_GEMM_X86
+/* The same in 8-token x 8-k blocks through registers; rows past nt are zeros, the last k % 8
+ * columns go one float at a time. */
+__attribute__((target("avx2,fma"))) static void pack_avx2(float *dst, const float *x, int ldx, int t0, int nt, int K) {
+    const int K8 = K - K % 8;
+    for (int j0 = 0; j0 < NR; j0 += 8) {
+        const int n = nt - j0 < 0 ? 0 : (nt - j0 < 8 ? nt - j0 : 8);
+        for (int k0 = 0; k0 < K8; k0 += 8) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++)
+                r[q] = q < n ? _mm256_loadu_ps(x + (size_t)(t0 + j0 + q) * ldx + k0) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(k0 + q) * NR + j0, r[q]);
+        }
+        for (int k = K8; k < K; k++)
+            for (int q = 0; q < 8; q++) dst[(size_t)k * NR + j0 + q] = q < n ? x[(size_t)(t0 + j0 + q) * ldx + k] : 0.0f;
+    }
+}
+#endif
+
+/* What one kernel choice runs: the micro-kernel, the tile write and the panel pack. */
+typedef struct {
+    tile_fn tile;
+    store_fn store;
+    pack_fn pack;
+} kernel_set;
 
 /* ---- kernel selection -------------------------------------------------------------------------- */
 
@@ -360,22 +461,23 @@ static bool cpu_runs(kernel_id id) {
     }
 }
 
-static tile_fn kernel_fn(kernel_id id) {
+static kernel_set kernel_fn(kernel_id id) {
     switch (id) {
 #ifdef EVA_GEMM_X86
     case KERN_AVX2:
-        return tile_avx2;
+        return (kernel_set){tile_avx2, store_avx2, pack_avx2};
     case KERN_AVX512:
-        return tile_avx512;
+        return (kernel_set){tile_avx512, store_avx2, pack_avx2};
     case KERN_PORTABLE:
-        return cpu_runs(KERN_AVX2) || cpu_runs(KERN_AVX512) ? tile_portable_fma : tile_portable;
+        return (kernel_set){cpu_runs(KERN_AVX2) || cpu_runs(KERN_AVX512) ? tile_portable_fma : tile_portable,
+                            store_portable, pack_portable};
 #endif
 #ifdef EVA_GEMM_NEON
     case KERN_NEON:
-        return tile_neon;
+        return (kernel_set){tile_neon, store_portable, pack_portable};
 #endif
     default:
-        return tile_portable;
+        return (kernel_set){tile_portable, store_portable, pack_portable};
     }
 }
 
@@ -461,15 +563,24 @@ static void prefetch_wblock(eva_wmat w, int ldw, int c, int n, int kb, int klen)
  * out (+ bias) when `last` (a K range split over several calls keeps adding into them).
  * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
 static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, eva_wmat w, int ldw, int C,
-                     const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, tile_fn kern,
+                     const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, const kernel_set *ks,
                      float *wt, double (*dacc)[MR][NR], bool first, bool last) {
     const int panels = (tn + NR - 1) / NR, Kp = kend - kbeg;
     if (first) memset(dacc, 0, sizeof(double) * MR * NR * panels);
     for (int kb = kbeg; kb < kend; kb += KB) {
         int klen = kend - kb < KB ? kend - kb : KB;
-        for (int i = 0; i < MR; i++) /* rows past mr repeat row c0; their sums are dropped. Weights held
-                                       * as F16/BF16 are widened to fp32 here, once per tile and k block */
-            widen_w(wt + i * KB, w, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, (size_t)klen);
+        /* F32 weights of a full tile are read in place (row stride ldw). Otherwise the rows are
+         * copied to wt (rows past mr repeat row c0; their sums are dropped), F16/BF16 widened to
+         * fp32 on the way, once per tile and k block. */
+        const float *wrows = wt;
+        int ldwt = KB;
+        if (w.dtype == EVA_DT_F32 && mr == MR) {
+            wrows = (const float *)w.data + (size_t)c0 * ldw + kb;
+            ldwt = ldw;
+        } else {
+            for (int i = 0; i < MR; i++)
+                widen_w(wt + i * KB, w, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, (size_t)klen);
+        }
         /* prefetch the next weight block, spread over the panels of this one */
         int pc = kb + KB < kend ? c0 : next_c0, pk = kb + KB < kend ? kb + KB : kbeg;
         int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
@@ -478,23 +589,16 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, e
             const float *panel = packed + (size_t)p * NR * Kp + (size_t)(kb - kbeg) * NR;
             int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
             if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
-kern(dacc[p], wt, panel, klen, kc, tn - p * NR);
+            ks->tile(dacc[p], wrows, ldwt, panel, klen, kc, tn - p * NR);
         }
     }
     if (!last) return;
-    /* out = float(sums + bias): rounded tile-wise (unit stride, vectorised), then transposed into
-     * the output rows */
-    float stage[MR][NR];
+    /* out = float(sums + bias), transposed into the output rows */
+    double bias_d[MR];
+    for (int i = 0; i < MR; i++) bias_d[i] = bias && i < mr ? (double)bias[c0 + i] : 0.0;
     for (int p = 0; p < panels; p++) {
         int nt = tn - p * NR < NR ? tn - p * NR : NR;
-        for (int i = 0; i < MR; i++) {
-            const double b = bias && i < mr ? (double)bias[c0 + i] : 0.0;
-            for (int j = 0; j < NR; j++) stage[i][j] = (float)(dacc[p][i][j] + b);
-        }
-        for (int j = 0; j < nt; j++) {
-            float *o = out + (size_t)(t0 + p * NR + j) * ldo + c0;
-            for (int i = 0; i < mr; i++) o[i] = stage[i][j];
-        }
+        ks->store(out + (size_t)(t0 + p * NR) * ldo + c0, ldo, dacc[p], bias_d, nt, mr);
     }
 }
 
@@ -508,14 +612,14 @@ typedef struct {
     eva_wmat w;
     const float *bias;
     int C, K, ldx, ldw, ldo, kc;
-    tile_fn kern;
+    kernel_set ks;
     int t0, tn, kbeg, kend;
     atomic_int next; /* the next panel (packing) or tile to hand out */
 } gemm_job;
 
 static void pack_one(gemm_job *j, int p) {
     const int Kp = j->kend - j->kbeg, nt = j->tn - p * NR < NR ? j->tn - p * NR : NR;
-    pack_panel(j->packed + (size_t)p * NR * Kp, j->x + j->kbeg, j->ldx, j->t0 + p * NR, nt, Kp);
+    j->ks.pack(j->packed + (size_t)p * NR * Kp, j->x + j->kbeg, j->ldx, j->t0 + p * NR, nt, Kp);
 }
 
 /* Tile t (channels [t * MR, t * MR + MR)) of the block on the worker whose work buffer is
@@ -526,7 +630,7 @@ static void tile_one(gemm_job *j, int t, int next_t, float *mywork) {
     double(*dacc)[MR][NR] = j->dbig ? (double(*)[MR][NR])(j->dbig + (size_t)t * panels * MR * NR)
                                     : (double(*)[MR][NR])(mywork + MR * KB);
     tile_row(j->out, j->ldo, j->packed, j->t0, j->tn, j->w, j->ldw, j->C, j->bias, c0, mr,
-             next_t >= 0 ? next_t * MR : -1, j->kbeg, j->kend, j->kc, j->kern, mywork, dacc, j->kbeg == 0,
+             next_t >= 0 ? next_t * MR : -1, j->kbeg, j->kend, j->kc, &j->ks, mywork, dacc, j->kbeg == 0,
              j->kend == j->K);
 }
 

@@ -3,9 +3,10 @@
  * One routine, in the layout of a linear layer: out[M,C] = x[M,K] . w[C,K]^T (+ bias[C]), both
  * operands contiguous along K. It is cache-blocked and packed: a block of x rows (tokens) is
  * repacked into K x 32 panels (32 tokens side by side per k), which the micro-kernel reads as
- * vectors, while the weight rows are taken 12 at a time in K blocks of 256, copied row by row into
- * a 12 KiB tile that stays in L1 (one scalar broadcast per row and k). Weights are never
- * transposed; activations are repacked once per call.
+ * vectors, while the weight rows are taken 12 at a time in K blocks of 256 (one scalar broadcast
+ * per row and k): F32 rows are read in place, F16/BF16 rows are widened into a 12 KiB tile that
+ * stays in L1. Weights are never transposed; activations are repacked once per call, and each
+ * tile's sums are transposed into the output rows (8 x 8 register transposes on x86-64).
  *
  * Numerics (docs/numerics.md): every output is a float sum over blocks of at most EVA_GEMM_KC
  * products, each product added by a fused multiply-add (one rounding), folded into a double
