@@ -388,18 +388,33 @@ __attribute__((target("avx2,fma"))) static void store_avx2(float *out, int ldo, 
     }
     for (int j0 = 0; j0 < nt; j0 += 8) {
         __m256 r[8], u[4];
+#pragma GCC unroll 8
         for (int i = 0; i < 8; i++) r[i] = round_row8(&dacc[i][j0], bias_d[i]);
+#pragma GCC unroll 4
         for (int i = 0; i < 4; i++) u[i] = round_row8(&dacc[8 + i][j0], bias_d[8 + i]);
         transpose8(r);
         __m256 t0 = _mm256_unpacklo_ps(u[0], u[1]), t1 = _mm256_unpackhi_ps(u[0], u[1]);
         __m256 t2 = _mm256_unpacklo_ps(u[2], u[3]), t3 = _mm256_unpackhi_ps(u[2], u[3]);
         __m256 v[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
                        _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)}; /* v[q]: tokens q | q + 4 */
-        const int n = nt - j0 < 8 ? nt - j0 : 8;
-        for (int q = 0; q < n; q++) {
-            float *o = out + (size_t)(j0 + q) * ldo;
-            _mm256_storeu_ps(o, r[q]);
-            _mm_storeu_ps(o + 8, q < 4 ? _mm256_castps256_ps128(v[q]) : _mm256_extractf128_ps(v[q - 4], 1));
+        float *o = out + (size_t)j0 * ldo;
+        if (nt - j0 >= 8) { /* constant indices throughout: r and v stay in registers */
+#define STORE_TOKEN(q, hi8)                                 \
+    _mm256_storeu_ps(o + (size_t)(q) * ldo, r[q]);          \
+    _mm_storeu_ps(o + (size_t)(q) * ldo + 8, hi8);
+            STORE_TOKEN(0, _mm256_castps256_ps128(v[0])) STORE_TOKEN(1, _mm256_castps256_ps128(v[1]))
+            STORE_TOKEN(2, _mm256_castps256_ps128(v[2])) STORE_TOKEN(3, _mm256_castps256_ps128(v[3]))
+            STORE_TOKEN(4, _mm256_extractf128_ps(v[0], 1)) STORE_TOKEN(5, _mm256_extractf128_ps(v[1], 1))
+            STORE_TOKEN(6, _mm256_extractf128_ps(v[2], 1)) STORE_TOKEN(7, _mm256_extractf128_ps(v[3], 1))
+#undef STORE_TOKEN
+        } else { /* the last tokens of a block: through a staging tile */
+            float stage[8][MR];
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(stage[q], r[q]);
+            for (int q = 0; q < 4; q++) {
+                _mm_storeu_ps(stage[q] + 8, _mm256_castps256_ps128(v[q]));
+                _mm_storeu_ps(stage[q + 4] + 8, _mm256_extractf128_ps(v[q], 1));
+            }
+            for (int q = 0; q < nt - j0; q++) memcpy(o + (size_t)q * ldo, stage[q], sizeof stage[q]);
         }
     }
 }
@@ -417,9 +432,11 @@ __attribute__((target("avx2,fma"))) static void pack_avx2(float *dst, const floa
         const int n = nt - j0 < 0 ? 0 : (nt - j0 < 8 ? nt - j0 : 8);
         for (int k0 = 0; k0 < K8; k0 += 8) {
             __m256 r[8];
+#pragma GCC unroll 8
             for (int q = 0; q < 8; q++)
                 r[q] = q < n ? _mm256_loadu_ps(x + (size_t)(t0 + j0 + q) * ldx + k0) : _mm256_setzero_ps();
             transpose8(r);
+#pragma GCC unroll 8
             for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(k0 + q) * NR + j0, r[q]);
         }
         for (int k = K8; k < K; k++)
@@ -557,6 +574,17 @@ static void prefetch_wblock(eva_wmat w, int ldw, int c, int n, int kb, int klen)
     }
 }
 
+/* Asks for the output lines this tile will write for tokens [t, t + n) (channels [c0, c0 + mr)) to
+ * be brought into the cache for writing, well before the write: without it the scattered 48-byte
+ * row pieces miss, and the stores back up behind them. */
+static void prefetch_out(float *out, int ldo, int t, int n, int c0, int mr) {
+    for (int j = 0; j < n; j++) {
+        float *o = out + (size_t)(t + j) * ldo + c0;
+        __builtin_prefetch(o, 1, 3);
+        __builtin_prefetch(o + mr - 1, 1, 3);
+    }
+}
+
 /* One MR-channel tile against every panel of a packed block, over weight columns [kbeg, kend) in
  * cache blocks of KB: out rows [t0, t0 + tn), channels [c0, c0 + mr). The packed panels hold
  * exactly columns [kbeg, kend). dacc: the tile's double sums, cleared when `first`, written to
@@ -589,6 +617,7 @@ static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, e
             const float *panel = packed + (size_t)p * NR * Kp + (size_t)(kb - kbeg) * NR;
             int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
             if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
+            if (last && kb == kbeg) prefetch_out(out, ldo, t0 + p * NR, tn - p * NR < NR ? tn - p * NR : NR, c0, mr);
             ks->tile(dacc[p], wrows, ldwt, panel, klen, kc, tn - p * NR);
         }
     }

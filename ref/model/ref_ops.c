@@ -41,6 +41,7 @@
 #define AI static inline __attribute__((always_inline))
 typedef double vd8 __attribute__((vector_size(64)));
 typedef float vf8 __attribute__((vector_size(32)));
+typedef int vi8f __attribute__((vector_size(32))); /* the lanes of a vf8 as integers (masks) */
 typedef int64_t vl8 __attribute__((vector_size(64)));
 typedef uint64_t vu8 __attribute__((vector_size(64)));
 
@@ -374,8 +375,20 @@ void eva_ref_add(float *y, const float *a, const float *b, int64_t n) {
 /* One row of scores in place: sr[m] = e_m / sum e, e_m = exp(sr[m] - max) rounded to float (an
  * expf), for m < len, the sum of the rounded e_m in double (8 lanes); sr[len..N) = 0 (masked). */
 AI void score_softmax_body(float *sr, int len, int N) {
-    float mx = sr[0];
-    for (int m = 1; m < len; m++) mx = sr[m] > mx ? sr[m] : mx;
+    float mx = sr[0]; /* the row maximum: 8 running lane maxima, then the lanes (exact in any order) */
+    int m0 = 0;
+    if (len >= 16) {
+        vf8 m8;
+        memcpy(&m8, sr, sizeof m8);
+        for (m0 = 8; m0 + 8 <= len; m0 += 8) {
+            vf8 v;
+            memcpy(&v, sr + m0, sizeof v);
+            vi8f gt = v > m8; /* lanes where v is larger: all ones */
+            m8 = (vf8)(((vi8f)v & gt) | ((vi8f)m8 & ~gt));
+        }
+        for (int l = 0; l < 8; l++) mx = m8[l] > mx ? m8[l] : mx;
+    }
+    for (int m = m0; m < len; m++) mx = sr[m] > mx ? sr[m] : mx;
     vd8 s8 = vsplat(0.0);
     int m = 0;
     for (; m + 8 <= len; m += 8) {
