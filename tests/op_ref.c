@@ -47,7 +47,7 @@ static void check_linear(int M, int C, int K, int with_bias) {
                 s += (double)x[(size_t)i * K + k] * w[(size_t)j * K + k];
                 mag += fabs((double)x[(size_t)i * K + k] * w[(size_t)j * K + k]);
             }
-            /* float block sums (<= 64 products per lane) + one final rounding */
+            /* float block sums (<= EVA_GEMM_KC products per lane) + one final rounding */
             ck_assert_msg(fabs(out[(size_t)i * C + j] - s) <= 1e-6 * mag + 1e-7 * fabs(s) + 1e-30,
                           "linear M%d C%d K%d [%d,%d]: %.9g vs %.9g", M, C, K, i, j, out[(size_t)i * C + j], s);
         }

@@ -28,7 +28,7 @@
 #include "eva_half.h"
 #include "eva_status.h"
 
-#define EVA_GEMM_KC 64 /* products per float partial sum before it is folded into double */
+#define EVA_GEMM_KC 128/* products per float partial sum before it is folded into double */
 
 /* out[M,C] = x[M,K] . w[C,K]^T + bias[C]; bias may be NULL. ldx, ldw, ldo are row strides in
  * floats (>= K, K, C). out must not alias x or w. Parallel over output tiles with OpenMP on up

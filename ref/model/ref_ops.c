@@ -3,7 +3,7 @@
  * Owns the arithmetic only: no op ordering, no workspace of its own (the SGEMM behind linear and
  * attention allocates its packing buffers, a few MiB at most). The performance-sensitive ops
  * are eva_ref_linear, which is the reference SGEMM of ref_gemm.c (packed token panels, cache-
- * blocked weights, OpenMP over output tiles, float chains of at most 64 products folded into
+ * blocked weights, OpenMP over output tiles, float chains of at most 128 products folded into
  * double), and eva_ref_attention, which runs both products of each (batch, head) pair through
  * the same SGEMM on one thread each (score chains of 16 products) with a one-exp softmax.
  *
@@ -167,7 +167,7 @@ static void run_pieces(int count, bool parallel, int threads, piece_fn piece, vo
 
 void eva_ref_linear(float *out, const float *x, const float *w, const float *bias, int M, int C, int K) {
     /* the reference SGEMM (ref_gemm.h): packed, cache-blocked, OpenMP over output tiles; float
-     * chains of at most EVA_GEMM_KC (64) products, folded into double, bias added in double */
+     * chains of at most EVA_GEMM_KC (128) products, folded into double, bias added in double */
     eva_gemm_nt(out, x, w, bias, M, C, K, K, K, C, 0);
 }
 
