@@ -3,13 +3,12 @@
  * Loop nest (see ref_gemm.h for the contract):
  *   for each block of TB tokens (rows of x), sized so its packed copy stays in L2:
  *     pack the block into panels of NR tokens: panel[k][j] = x[t0 + j][k] (zeros past M)
- *     for each tile of MR output channels (rows of w), split over the threads:
- *       for each block of KB k (the tile's KB-long weight slices stay in L1):
- *         for each panel: micro-kernel, adding into that panel's MR x NR tile of double sums
- *       write the tiles to out (+ bias)
+ *     for each tile of MR output channels (rows of w), handed out to the threads one at a time:
+ *       for each panel: micro-kernel over all of K into the panel's MR x NR tile of double sums,
+ *         then write that tile to out (+ bias) while it is still in L1
  * When K is so long that a token block holding all of it would be a sliver of the tokens (the
- * second MLP layer of g/14 or bigE), the parallel entry splits K into ranges instead, packs one
- * range at a time and keeps every tile's double sums across the ranges.
+ * second MLP layer of g/14 or bigE), the parallel entry splits K into ranges of a multiple of KB
+ * columns instead, packs one range at a time and keeps every tile's double sums across them.
  * The micro-kernel keeps an MR x NR tile of float sums in registers, runs k over a block of at
  * most KC (or a smaller kc), then folds the tile into double and starts the next block. Its inner step is a
  * rank-1 update: NR tokens of one k (two 16-float vectors) times one broadcast weight per row.
@@ -40,7 +39,7 @@
 #define MR 12                    /* output channels (weight rows) per tile */
 #define NR 32                    /* tokens per packed panel (two 16-float vectors) */
 #define KC EVA_GEMM_KC           /* products per float partial sum */
-#define KB 256                   /* k per cache block: a packed weight tile (12 KiB) stays in L1 */
+#define KB 256                   /* granularity of the K ranges when K is split */
 #define PACK_BUDGET (320 * 1024) /* floats of packed x per token block (1.25 MiB, within an L2) */
 #define TB_MAX 512               /* tokens per block at most (bounds the double tile buffer) */
 
@@ -56,13 +55,15 @@ static int token_block(int M, int K) {
     return (int)((even + NR - 1) / NR * NR);
 }
 
-/* Per-thread work floats: the tile's weight rows (MR x KB) and the double sums of one tile row
- * (MR channels x TB_MAX tokens). */
-static int64_t work_floats(void) { return (int64_t)MR * KB + 2 * (int64_t)(TB_MAX / NR) * MR * NR; }
+/* Per-thread work floats for K ranges of kspan columns: the tile's weight rows widened to fp32
+ * (MR x kspan) and the double sums of one tile row (MR channels x TB_MAX tokens). */
+static int64_t work_floats(int kspan) {
+    return (int64_t)MR * (kspan > 0 ? kspan : 1) + 2 * (int64_t)(TB_MAX / NR) * MR * NR;
+}
 
 /* + 16 floats: the buffers are used from the first 64-byte boundary (aligned panel loads). */
 int64_t eva_gemm_scratch_floats(int M, int K) {
-    return (int64_t)token_block(M, K) * (K > 0 ? K : 1) + work_floats() + 16;
+    return (int64_t)token_block(M, K) * (K > 0 ? K : 1) + work_floats(K) + 16;
 }
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
@@ -115,10 +116,10 @@ static void widen_w(float *wt, eva_wmat w, size_t first, size_t n) {
     eva_widen(wt, w.data, w.dtype, first, n);
 }
 
-/* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wt[i][k] * panel[k][j] ----------------
- * wt: MR weight rows, a KB-long slice of each copied to wt[i * KB + k] (stays in L1 across the
- * panels); panel: a packed token panel whose first ntok tokens are real (the others are padding,
- * whose sums are never read). Every kernel computes, for every output, float chains of fused
+/* ---- micro-kernels: dacc[MR][NR] += sum over k < klen of wt[i * ldwt + k] * panel[k][j] --------
+ * wt: MR weight rows ldwt floats apart (in place, or widened to fp32 in a work buffer); panel: a
+ * packed token panel whose first ntok tokens are real (the others are padding, whose sums are
+ * never read). Every kernel computes, for every output, float chains of fused
  * multiply-adds over consecutive k that restart every kc products, each chain added to its
  * double sum in k order: the same operations in the same order, hence the same bits. They differ
  * only in how many outputs they keep in registers at once. */
@@ -166,8 +167,8 @@ __attribute__((target("fma"))) static void tile_portable_fma(double dacc[MR][NR]
  * per tile and chain; per k two panel loads and six broadcasts. A half panel with at most 8 real
  * tokens (the narrow end of a block) takes 12 rows x 8 tokens instead. */
 #define ROWS6(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
-/* wt: the tile's weight rows copied to wt[i * KB + k], so that every broadcast addresses one base
- * register + k + a constant. */
+/* wt: the tile's weight rows, ldwt floats apart: every broadcast addresses a base register + a
+ * scaled row-stride register + k. */
 #define ROWS_X(ROW) ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11)
 
 __attribute__((target("avx2,fma"))) static inline void fold8(double *d, __m256 s) {
@@ -585,49 +586,38 @@ static void prefetch_out(float *out, int ldo, int t, int n, int c0, int mr) {
     }
 }
 
-/* One MR-channel tile against every panel of a packed block, over weight columns [kbeg, kend) in
- * cache blocks of KB: out rows [t0, t0 + tn), channels [c0, c0 + mr). The packed panels hold
- * exactly columns [kbeg, kend). dacc: the tile's double sums, cleared when `first`, written to
- * out (+ bias) when `last` (a K range split over several calls keeps adding into them).
- * next_c0 (or -1): the tile this thread does next, whose first weight block is prefetched. */
+/* One MR-channel tile against every panel of a packed block, over weight columns [kbeg, kend):
+ * out rows [t0, t0 + tn), channels [c0, c0 + mr). The packed panels hold exactly columns
+ * [kbeg, kend). Panel by panel: the micro-kernel runs over the whole range, then (when `last`)
+ * the panel's sums are written out while they are still in L1. dacc: the tile's double sums,
+ * cleared when `first`, written to out (+ bias) when `last` (a K range split over several calls
+ * keeps adding into them). F32 weights of a full tile are read in place (row stride ldw); other
+ * rows are first copied to wt (MR x (kend - kbeg); rows past mr repeat row c0, their sums are
+ * dropped), F16/BF16 widened to fp32 on the way. next_c0 (or -1): the tile this thread does
+ * next, whose weights are prefetched a slice per panel. */
 static void tile_row(float *out, int ldo, const float *packed, int t0, int tn, eva_wmat w, int ldw, int C,
                      const float *bias, int c0, int mr, int next_c0, int kbeg, int kend, int kc, const kernel_set *ks,
                      float *wt, double (*dacc)[MR][NR], bool first, bool last) {
     const int panels = (tn + NR - 1) / NR, Kp = kend - kbeg;
-    if (first) memset(dacc, 0, sizeof(double) * MR * NR * panels);
-    for (int kb = kbeg; kb < kend; kb += KB) {
-        int klen = kend - kb < KB ? kend - kb : KB;
-        /* F32 weights of a full tile are read in place (row stride ldw). Otherwise the rows are
-         * copied to wt (rows past mr repeat row c0; their sums are dropped), F16/BF16 widened to
-         * fp32 on the way, once per tile and k block. */
-        const float *wrows = wt;
-        int ldwt = KB;
-        if (w.dtype == EVA_DT_F32 && mr == MR) {
-            wrows = (const float *)w.data + (size_t)c0 * ldw + kb;
-            ldwt = ldw;
-        } else {
-            for (int i = 0; i < MR; i++)
-                widen_w(wt + i * KB, w, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kb, (size_t)klen);
-        }
-        /* prefetch the next weight block, spread over the panels of this one */
-        int pc = kb + KB < kend ? c0 : next_c0, pk = kb + KB < kend ? kb + KB : kbeg;
-        int pn = pc < 0 ? 0 : (C - pc < MR ? C - pc : MR);
-        int plen = kend - pk < KB ? kend - pk : KB;
-        for (int p = 0; p < panels; p++) {
-            const float *panel = packed + (size_t)p * NR * Kp + (size_t)(kb - kbeg) * NR;
-            int r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
-            if (r1 > r0) prefetch_wblock(w, ldw, pc + r0, r1 - r0, pk, plen);
-            if (last && kb == kbeg) prefetch_out(out, ldo, t0 + p * NR, tn - p * NR < NR ? tn - p * NR : NR, c0, mr);
-            ks->tile(dacc[p], wrows, ldwt, panel, klen, kc, tn - p * NR);
-        }
+    const float *wrows = wt;
+    int ldwt = Kp;
+    if (w.dtype == EVA_DT_F32 && mr == MR) {
+        wrows = (const float *)w.data + (size_t)c0 * ldw + kbeg;
+        ldwt = ldw;
+    } else {
+        for (int i = 0; i < MR; i++)
+            widen_w(wt + (size_t)i * Kp, w, (size_t)(c0 + (i < mr ? i : 0)) * ldw + kbeg, (size_t)Kp);
     }
-    if (!last) return;
-    /* out = float(sums + bias), transposed into the output rows */
     double bias_d[MR];
     for (int i = 0; i < MR; i++) bias_d[i] = bias && i < mr ? (double)bias[c0 + i] : 0.0;
+    const int pn = next_c0 < 0 ? 0 : (C - next_c0 < MR ? C - next_c0 : MR);
     for (int p = 0; p < panels; p++) {
-        int nt = tn - p * NR < NR ? tn - p * NR : NR;
-        ks->store(out + (size_t)(t0 + p * NR) * ldo + c0, ldo, dacc[p], bias_d, nt, mr);
+        const int nt = tn - p * NR < NR ? tn - p * NR : NR, r0 = pn * p / panels, r1 = pn * (p + 1) / panels;
+        if (r1 > r0) prefetch_wblock(w, ldw, next_c0 + r0, r1 - r0, kbeg, Kp);
+        if (last) prefetch_out(out, ldo, t0 + p * NR, nt, c0, mr);
+        if (first) memset(dacc[p], 0, sizeof dacc[p]);
+        ks->tile(dacc[p], wrows, ldwt, packed + (size_t)p * NR * Kp, Kp, kc, tn - p * NR);
+        if (last) ks->store(out + (size_t)(t0 + p * NR) * ldo + c0, ldo, dacc[p], bias_d, nt, mr);
     }
 }
 
@@ -640,7 +630,7 @@ typedef struct {
     const float *x;
     eva_wmat w;
     const float *bias;
-    int C, K, ldx, ldw, ldo, kc;
+    int C, K, ldx, ldw, ldo, kc, kspan; /* kspan: the longest K range (sizes the work buffers) */
     kernel_set ks;
     int t0, tn, kbeg, kend;
     atomic_int next; /* the next panel (packing) or tile to hand out */
@@ -657,7 +647,7 @@ static void tile_one(gemm_job *j, int t, int next_t, float *mywork) {
     const int panels = (j->tn + NR - 1) / NR;
     int c0 = t * MR, mr = j->C - c0 < MR ? j->C - c0 : MR;
     double(*dacc)[MR][NR] = j->dbig ? (double(*)[MR][NR])(j->dbig + (size_t)t * panels * MR * NR)
-                                    : (double(*)[MR][NR])(mywork + MR * KB);
+                                    : (double(*)[MR][NR])(mywork + (size_t)MR * j->kspan);
     tile_row(j->out, j->ldo, j->packed, j->t0, j->tn, j->w, j->ldw, j->C, j->bias, c0, mr,
              next_t >= 0 ? next_t * MR : -1, j->kbeg, j->kend, j->kc, &j->ks, mywork, dacc, j->kbeg == 0,
              j->kend == j->K);
@@ -676,7 +666,7 @@ static void tiles_job(void *ctx, int worker, int nworkers) {
     gemm_job *j = ctx;
     (void)nworkers;
     const int tiles = (j->C + MR - 1) / MR;
-    float *mywork = j->work + (size_t)worker * work_floats();
+    float *mywork = j->work + (size_t)worker * work_floats(j->kspan);
     for (int t = eva_pool_next(&j->next, tiles); t >= 0;) {
         int next = eva_pool_next(&j->next, tiles);
         tile_one(j, t, next, mywork);
@@ -730,7 +720,7 @@ void eva_gemm_nt_serial(float *out, float *scratch, const float *x, const float 
     }
     const int tb = token_block(M, K);
     scratch = align64(scratch);
-    gemm_job j = {out, scratch, scratch + (size_t)tb * K, NULL, x, w, bias, C, K, ldx, ldw, ldo, kc,
+    gemm_job j = {out, scratch, scratch + (size_t)tb * K, NULL, x, w, bias, C, K, ldx, ldw, ldo, kc, K,
                   kernel_fn(current_kernel()), 0, 0, 0, K, 0};
     for (int t0 = 0; t0 < M; t0 += tb) {
         j.t0 = t0, j.tn = M - t0 < tb ? M - t0 : tb;
@@ -756,7 +746,7 @@ static gemm_plan plan_parallel(int M, int C, int K, int threads) {
         if (pl.kspan < KB) pl.kspan = KB;
         pl.dbig_n = (size_t)((C + MR - 1) / MR) * (size_t)(pl.tb / NR) * MR * NR;
     }
-    pl.bytes = ((size_t)pl.tb * pl.kspan + (size_t)(threads > 0 ? threads : 1) * work_floats()) * sizeof(float) +
+    pl.bytes = ((size_t)pl.tb * pl.kspan + (size_t)(threads > 0 ? threads : 1) * work_floats(pl.kspan)) * sizeof(float) +
                pl.dbig_n * sizeof(double);
     pl.bytes = (pl.bytes + 63) & ~(size_t)63;
     return pl;
@@ -832,9 +822,9 @@ void eva_gemm_nt_w(float *out, const float *x, eva_wmat w, const float *bias, in
         return;
     }
     float *work = packed + (size_t)pl.tb * pl.kspan;
-    double *dbig = pl.dbig_n ? (double *)(work + (size_t)threads * work_floats()) : NULL;
-    gemm_job j = {out, packed, work, dbig, x, w, bias, C, K, ldx, ldw, ldo, KC, kernel_fn(current_kernel()),
-                  0, 0, 0, 0, 0};
+    double *dbig = pl.dbig_n ? (double *)(work + (size_t)threads * work_floats(pl.kspan)) : NULL;
+    gemm_job j = {out, packed, work, dbig, x, w, bias, C, K, ldx, ldw, ldo, KC, pl.kspan,
+                  kernel_fn(current_kernel()), 0, 0, 0, 0, 0};
     for (int t0 = 0; t0 < M; t0 += pl.tb) {
         j.t0 = t0, j.tn = M - t0 < pl.tb ? M - t0 : pl.tb;
         for (int k0 = 0; k0 < K; k0 += pl.kspan) {
