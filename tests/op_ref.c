@@ -472,6 +472,7 @@ static size_t run_vector_ops(float *out, const float *x, const float *w, const f
     eva_ref_swiglu(out + o, x, x + C, (int64_t)(M - 1) * C), o += (size_t)(M - 1) * C;
     eva_ref_gelu(out + o, x, (int64_t)M * C), o += (size_t)M * C;
     eva_ref_add(out + o, x, x + 1, (int64_t)(M - 1) * C), o += (size_t)(M - 1) * C;
+    eva_ref_expf(out + o, x, (int64_t)M * C), o += (size_t)M * C;
     const int B = 2, N = 37, H = 3, d = 24, D = H * d;
     float *scr = malloc(sizeof(float) * eva_ref_attention_scratch_floats(N, d, 2));
     eva_ref_attention(out + o, scr, qkv, qkv + D, qkv + 2 * D, B, N, H, d, 3 * D, 3 * D, 3 * D, false, 2);
@@ -482,6 +483,44 @@ static size_t run_vector_ops(float *out, const float *x, const float *w, const f
     return o;
 }
 
+/* The attention softmax's float exp: within 1 ulp of e^x (libm's double exp) on a sweep of float
+ * bit patterns over [-104, 88.5] (every 61st), e^0 = 1 exactly, 0 below the float range, NaN
+ * kept; the same on every instruction set (test_ops_every_isa). */
+START_TEST(test_expf) {
+    enum { CHUNK = 4096 };
+    float x[CHUNK], y[CHUNK];
+    double worst = 0.0;
+    float worst_x = 0.0f;
+    int64_t checked = 0;
+    for (int sign = 0; sign < 2; sign++) {
+        const uint32_t top = sign ? 0xC2D00000u : 0x42B10000u; /* -104 : 88.5 */
+        const uint32_t base = sign ? 0x80000000u : 0u;
+        for (uint32_t b = base; b <= top;) {
+            int n = 0;
+            for (; n < CHUNK && b <= top; n++, b += 61) memcpy(&x[n], &b, sizeof b);
+            eva_ref_expf(y, x, n);
+            for (int i = 0; i < n; i++) {
+                const double want = exp((double)x[i]);
+                if (want < 0x1p-126) { /* subnormal results: within 2 units of the smallest subnormal */
+                    ck_assert_msg(fabs(y[i] - want) <= 2 * 0x1p-149, "expf(%.9g) = %.9g, want %.9g", x[i], y[i], want);
+                    continue;
+                }
+                const double ulp = ldexp(1.0, ilogb(want) - 23), err = fabs(y[i] - want) / ulp;
+                if (err > worst) worst = err, worst_x = x[i];
+                checked++;
+            }
+        }
+    }
+    printf("op_ref: expf within %.3f ulp over %lld values (worst at x = %.9g)\n", worst, (long long)checked,
+           worst_x);
+    ck_assert_msg(worst <= 1.0, "expf error %.3f ulp at x = %.9g", worst, worst_x);
+    float edge_x[5] = {0.0f, -200.0f, -INFINITY, NAN, 1.0f}, edge_y[5];
+    eva_ref_expf(edge_y, edge_x, 5);
+    ck_assert(edge_y[0] == 1.0f && edge_y[1] == 0.0f && edge_y[2] == 0.0f && isnan(edge_y[3]));
+    ck_assert(fabs(edge_y[4] - 2.718281828) < 3e-7);
+}
+END_TEST
+
 /* The ops follow the SGEMM kernel's instruction set; every variant gives the portable bits, and
  * each is within one rounding of the libm loops. */
 START_TEST(test_ops_every_isa) {
@@ -489,7 +528,7 @@ START_TEST(test_ops_every_isa) {
     enum { M = 5, C = 771 };
     float *x = randv((size_t)M * C), *w = randv(C), *b = randv(C), *qkv = randv((size_t)2 * 37 * 3 * 72);
     for (int i = 0; i < M * C; i++) x[i] *= 8.0f;
-    const size_t cap = (size_t)9 * M * C + 4 * 37 * 72;
+    const size_t cap = (size_t)10 * M * C + 4 * 37 * 72;
     float *want = malloc(sizeof(float) * cap), *got = malloc(sizeof(float) * cap);
     ck_assert_int_eq(eva_gemm_set_kernel("portable"), EVA_OK);
     size_t n = run_vector_ops(want, x, w, b, qkv);
@@ -530,6 +569,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, test_rope_apply);
     tcase_add_test(tc, test_patch_embed);
     tcase_add_test(tc, test_embeddings_outputs);
+    tcase_add_test(tc, test_expf);
     tcase_add_test(tc, test_ops_every_isa);
     suite_add_tcase(s, tc);
         return s;

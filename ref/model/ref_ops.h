@@ -52,6 +52,10 @@ void eva_ref_swiglu(float *z, const float *g, const float *a, int64_t n);
  * every row must hold at least one finite entry. y may equal x. */
 void eva_ref_softmax(float *y, const float *x, int M, int C);
 
+/* y[n] = e^x[n] in float, by the exp of the attention softmax (16 lanes, within 1 ulp of the
+ * exact value; NaN gives NaN, results below the float range 0). y may equal x. */
+void eva_ref_expf(float *y, const float *x, int64_t n);
+
 /* y[n] = a + b (residual add). y may equal a or b. */
 void eva_ref_add(float *y, const float *a, const float *b, int64_t n);
 
