@@ -182,6 +182,7 @@ __attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR],
                                                              int j0, int k0, int k1) {
     __m256 c0a = _mm256_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
     __m256 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
+#pragma GCC unroll 2
     for (int k = k0; k < k1; k++, xk += NR) {
         const __m256 xa = _mm256_load_ps(xk);
 #define ROW(i) c##i##a = _mm256_fmadd_ps(_mm256_broadcast_ss(wt + (size_t)i * ldwt + k), xa, c##i##a);
@@ -207,6 +208,7 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], c
                 __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
                 __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
                 const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + (size_t)i0 * ldwt;
+#pragma GCC unroll 2
                 for (int k = k0; k < k1; k++, xk += NR) {
                     const __m256 xa = _mm256_load_ps(xk), xb = _mm256_load_ps(xk + 8);
                     __m256 a;
@@ -247,6 +249,7 @@ __attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][
         __m512 c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
         __m512 c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
         const float *xk = panel + (size_t)k0 * NR;
+#pragma GCC unroll 2 /* halves the loop overhead, which competes with the FMAs for ports */
         for (int k = k0; k < k1; k++, xk += NR) {
             const __m512 xa = _mm512_load_ps(xk), xb = _mm512_load_ps(xk + 16);
             __m512 a;
@@ -272,6 +275,7 @@ __attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][
         __m512 c0a = _mm512_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
         __m512 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
         const float *xk = panel + (size_t)k0 * NR;
+#pragma GCC unroll 2 /* halves the loop overhead, which competes with the FMAs for ports */
         for (int k = k0; k < k1; k++, xk += NR) {
             const __m512 xa = _mm512_load_ps(xk);
 #define ROW(i) c##i##a = _mm512_fmadd_ps(_mm512_set1_ps(wt[(size_t)i * ldwt + k]), xa, c##i##a);
@@ -317,6 +321,7 @@ static void tile_neon(double dacc[MR][NR], const float *wt, int ldwt, const floa
                 float32x4_t c30 = c00, c31 = c00, c32 = c00, c33 = c00, c40 = c00, c41 = c00;
                 float32x4_t c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00, c53 = c00;
                 const float *xk = panel + (size_t)k0 * NR + j0, *w0 = wt + (size_t)i0 * ldwt;
+#pragma GCC unroll 2
                 for (int k = k0; k < k1; k++, xk += NR) {
                     const float32x4_t x0 = vld1q_f32(xk), x1 = vld1q_f32(xk + 4);
                     const float32x4_t x2 = vld1q_f32(xk + 8), x3 = vld1q_f32(xk + 12);
