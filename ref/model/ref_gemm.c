@@ -434,9 +434,9 @@ static void pack_portable(float *dst, const float *x, int ldx, int t0, int nt, i
  * columns go one float at a time. */
 __attribute__((target("avx2,fma"))) static void pack_avx2(float *dst, const float *x, int ldx, int t0, int nt, int K) {
     const int K8 = K - K % 8;
-    for (int j0 = 0; j0 < NR; j0 += 8) {
-        const int n = nt - j0 < 0 ? 0 : (nt - j0 < 8 ? nt - j0 : 8);
-        for (int k0 = 0; k0 < K8; k0 += 8) {
+    for (int k0 = 0; k0 < K8; k0 += 8) /* k outer: each 128-byte panel row is written whole */
+        for (int j0 = 0; j0 < NR; j0 += 8) {
+            const int n = nt - j0 < 0 ? 0 : (nt - j0 < 8 ? nt - j0 : 8);
             __m256 r[8];
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++)
@@ -445,9 +445,8 @@ __attribute__((target("avx2,fma"))) static void pack_avx2(float *dst, const floa
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(k0 + q) * NR + j0, r[q]);
         }
-        for (int k = K8; k < K; k++)
-            for (int q = 0; q < 8; q++) dst[(size_t)k * NR + j0 + q] = q < n ? x[(size_t)(t0 + j0 + q) * ldx + k] : 0.0f;
-    }
+    for (int k = K8; k < K; k++)
+        for (int j = 0; j < NR; j++) dst[(size_t)k * NR + j] = j < nt ? x[(size_t)(t0 + j) * ldx + k] : 0.0f;
 }
 #endif
 
