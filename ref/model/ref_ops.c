@@ -431,18 +431,22 @@ void eva_ref_expf(float *y, const float *x, int64_t n) { ISA_PICK(expf_chunk)(y,
  * of the e_m in double, element m in lane m % 8, the lanes then added in lane order; each e_m
  * times the double reciprocal of the sum, rounded to float; sr[len..N) = 0 (masked). */
 AI void score_softmax_body(float *sr, int len, int N) {
-    float mx = sr[0]; /* the row maximum: 8 running lane maxima, then the lanes (exact in any order) */
+    /* the row maximum (exact in any order): four independent 8-lane running maxima (one compare
+     * and select chain would wait on itself), then their lanes */
+    float mx = sr[0];
     int m0 = 0;
-    if (len >= 16) {
-        vf8 m8;
-        memcpy(&m8, sr, sizeof m8);
-        for (m0 = 8; m0 + 8 <= len; m0 += 8) {
-            vf8 v;
-            memcpy(&v, sr + m0, sizeof v);
-            vi8f gt = v > m8; /* lanes where v is larger: all ones */
-            m8 = (vf8)(((vi8f)v & gt) | ((vi8f)m8 & ~gt));
-        }
-        for (int l = 0; l < 8; l++) mx = m8[l] > mx ? m8[l] : mx;
+    if (len >= 32) {
+        vf8 acc[4];
+        memcpy(acc, sr, sizeof acc);
+        for (m0 = 32; m0 + 32 <= len; m0 += 32)
+            for (int a = 0; a < 4; a++) {
+                vf8 v;
+                memcpy(&v, sr + m0 + 8 * a, sizeof v);
+                vi8f gt = v > acc[a]; /* lanes where v is larger: all ones */
+                acc[a] = (vf8)(((vi8f)v & gt) | ((vi8f)acc[a] & ~gt));
+            }
+        for (int a = 0; a < 4; a++)
+            for (int l = 0; l < 8; l++) mx = acc[a][l] > mx ? acc[a][l] : mx;
     }
     for (int m = m0; m < len; m++) mx = sr[m] > mx ? sr[m] : mx;
     vd8 s8 = vsplat(0.0);
