@@ -668,13 +668,16 @@ static void pack_job(void *ctx, int worker, int nworkers) {
 
 static void tiles_job(void *ctx, int worker, int nworkers) {
     gemm_job *j = ctx;
-    (void)nworkers;
     const int tiles = (j->C + MR - 1) / MR;
+    /* Tiles are handed out in runs of four (48 channels: whole cache lines of an output row whose
+     * start is line-aligned) when there are enough to go round, so that two workers do not write
+     * the two halves of one line (false sharing); else one at a time. */
+    const int run = tiles >= 16 * nworkers ? 4 : 1, runs = (tiles + run - 1) / run;
     float *mywork = j->work + (size_t)worker * work_floats(j->kspan);
-    for (int t = eva_pool_next(&j->next, tiles); t >= 0;) {
-        int next = eva_pool_next(&j->next, tiles);
-        tile_one(j, t, next, mywork);
-        t = next;
+    for (int r = eva_pool_next(&j->next, runs); r >= 0;) {
+        const int next = eva_pool_next(&j->next, runs), t1 = (r + 1) * run < tiles ? (r + 1) * run : tiles;
+        for (int t = r * run; t < t1; t++) tile_one(j, t, t + 1 < t1 ? t + 1 : (next >= 0 ? next * run : -1), mywork);
+        r = next;
     }
 }
 
