@@ -201,6 +201,25 @@ START_TEST(test_attention_naive) {
 }
 END_TEST
 
+/* Fewer (batch, head) pairs than threads: the query rows are split into blocks handed out apart
+ * (2 pairs on 8 threads: 3 blocks of N = 100), with the same bits as one thread doing whole pairs. */
+START_TEST(test_attention_query_blocks) {
+    enum { B = 1, N = 100, H = 2, d = 16, D = H * d };
+    float *qkv = randv((size_t)B * N * 3 * D), *one = malloc(sizeof(float) * B * N * D);
+    float *many = malloc(sizeof(float) * B * N * D);
+    for (int causal = 0; causal < 2; causal++) {
+        float *scr = malloc(sizeof(float) * eva_ref_attention_scratch_floats(N, d, 8));
+        eva_ref_attention(one, scr, qkv, qkv + D, qkv + 2 * D, B, N, H, d, 3 * D, 3 * D, 3 * D, causal, 1);
+        eva_ref_attention(many, scr, qkv, qkv + D, qkv + 2 * D, B, N, H, d, 3 * D, 3 * D, 3 * D, causal, 8);
+        ck_assert_msg(memcmp(one, many, sizeof(float) * B * N * D) == 0, "query blocks change the result (causal %d)",
+                      causal);
+        free(scr);
+    }
+    check_attention(1, 100, 2, 16, 1, 8);
+    free(qkv), free(one), free(many);
+}
+END_TEST
+
 START_TEST(test_attention_closed_forms) {
     /* one key: softmax = 1, output = v exactly */
     float q[4] = {5, -1, 2, 7}, k[4] = {1, 2, 3, 4}, v[4] = {0.25f, -3, 9, 1.5f}, out[4];
@@ -563,6 +582,7 @@ Suite *eva_test_suite(eva_test_options *opt) {
     tcase_add_test(tc, test_gelu_swiglu);
     tcase_add_test(tc, test_softmax_add);
     tcase_add_test(tc, test_attention_naive);
+    tcase_add_test(tc, test_attention_query_blocks);
     tcase_add_test(tc, test_attention_closed_forms);
     tcase_add_test(tc, test_rope_spec_values);
     tcase_add_test(tc, test_rope_timm);

@@ -490,41 +490,57 @@ int64_t eva_ref_attention_scratch_floats(int N, int d, int threads) {
     return attn_thread_floats(N, d) * threads;
 }
 
-/* The operands of one attention call, shared by the workers (one (batch, head) pair a piece). */
+/* The operands of one attention call, shared by the workers. A piece is one block of query rows
+ * of one (batch, head) pair: qb blocks per pair (1 unless there are fewer pairs than threads). */
 typedef struct {
     float *out, *scratch, *gemm_scratch;
     const float *q, *k, *v;
-    int N, H, d, ldq, ldk, ldv;
+    int N, H, d, ldq, ldk, ldv, qb;
     bool causal;
     int64_t gs;
     float scale;
     void (*score_softmax)(float *, int, int);
 } attn_ctx;
 
-static void attn_pair(void *c, int p, int worker) {
+/* Query rows [n0, n1) of pair p / qb: qs = their scaled q, vt = the head's v^T (all N keys),
+ * S = qs . k^T, the softmax of each row, O rows = P . vt^T. Every output row is computed the
+ * same way whatever the block, so the split does not change a bit. */
+static void attn_piece(void *c, int piece, int worker) {
     const attn_ctx *a = c;
+    const int p = piece / a->qb, blk = piece % a->qb;
     const int N = a->N, d = a->d, D = a->H * d, b = p / a->H, h = p % a->H;
+    const int n0 = (int)((int64_t)N * blk / a->qb), n1 = (int)((int64_t)N * (blk + 1) / a->qb), nq = n1 - n0;
     float *qs = a->scratch + attn_thread_floats(N, d) * worker;
     float *vt = qs + (size_t)N * d, *s = vt + 3 * (size_t)N * d;
     float *gsc = a->gemm_scratch ? a->gemm_scratch + (size_t)a->gs * worker : NULL;
     const float *kh = a->k + (size_t)b * N * a->ldk + (size_t)h * d;
-    float *oh = a->out + (size_t)b * N * D + (size_t)h * d;
-    for (int n = 0; n < N; n++) {
+    float *oh = a->out + ((size_t)b * N + n0) * D + (size_t)h * d;
+    for (int n = n0; n < n1; n++) {
         const float *qr = a->q + ((size_t)b * N + n) * a->ldq + (size_t)h * d;
-        for (int c = 0; c < d; c++) qs[(size_t)n * d + c] = qr[c] * a->scale;
+        for (int c = 0; c < d; c++) qs[(size_t)(n - n0) * d + c] = qr[c] * a->scale;
     }
-    for (int n0 = 0; n0 < N; n0 += 16) /* vt = v^T in 16-token strips (cache-friendly) */
+    for (int m0 = 0; m0 < N; m0 += 16) /* vt = v^T in 16-token strips (cache-friendly) */
         for (int c = 0; c < d; c++)
-            for (int n = n0; n < n0 + 16 && n < N; n++)
-                vt[(size_t)c * N + n] = a->v[((size_t)b * N + n) * a->ldv + (size_t)h * d + c];
-    eva_gemm_nt_serial(s, gsc, qs, kh, NULL, N, N, d, d, a->ldk, N, 16); /* S = qs . k^T */
-    for (int n = 0; n < N; n++) a->score_softmax(s + (size_t)n * N, a->causal ? n + 1 : N, N);
-    eva_gemm_nt_serial(oh, gsc, s, vt, NULL, N, d, N, N, N, D, 0); /* O = P . vt^T, into out */
+            for (int m = m0; m < m0 + 16 && m < N; m++)
+                vt[(size_t)c * N + m] = a->v[((size_t)b * N + m) * a->ldv + (size_t)h * d + c];
+    eva_gemm_nt_serial(s, gsc, qs, kh, NULL, nq, N, d, d, a->ldk, N, 16); /* S = qs . k^T */
+    for (int n = n0; n < n1; n++) a->score_softmax(s + (size_t)(n - n0) * N, a->causal ? n + 1 : N, N);
+    eva_gemm_nt_serial(oh, gsc, s, vt, NULL, nq, d, N, N, N, D, 0); /* O = P . vt^T, into out */
+}
+
+/* Query blocks per (batch, head) pair: 1 when the pairs alone keep every thread busy; else about
+ * two pieces per thread, in blocks of at least 32 rows (each piece transposes the head's v anew). */
+static int attn_query_blocks(int pairs, int N, int threads) {
+    if (pairs >= threads) return 1;
+    int qb = (2 * threads + pairs - 1) / pairs, most = N / 32;
+    if (qb > most) qb = most;
+    return qb < 1 ? 1 : qb;
 }
 
 void eva_ref_attention(float *out, float *scratch, const float *q, const float *k, const float *v, int B, int N,
                        int H, int d, int ldq, int ldk, int ldv, bool causal, int threads) {
-    /* Per (batch, head) pair on one worker, the pairs handed out one at a time: S = (q * scale) .
+    /* Per (batch, head) pair on one worker (or per block of its query rows when there are fewer
+     * pairs than threads: batch 1 on a wide host), handed out one at a time: S = (q * scale) .
      * k^T and O = P . V with the reference SGEMM (serial entry; one packing allocation per call;
      * if that fails the SGEMM computes the same sums by plain loops), scores in float chains of 16
      * products folded into double, the softmax in between with one float exp per score (expf_v)
@@ -534,9 +550,10 @@ void eva_ref_attention(float *out, float *scratch, const float *q, const float *
     if (threads < 1) threads = 1;
     int64_t gs = eva_gemm_scratch_floats(N, d), gs2 = eva_gemm_scratch_floats(N, N);
     if (gs2 > gs) gs = gs2;
+    const int qb = attn_query_blocks(B * H, N, threads);
     attn_ctx a = {out, scratch, malloc(sizeof(float) * (size_t)gs * (size_t)threads), q, k, v, N, H, d, ldq, ldk,
-                  ldv, causal, gs, (float)(1.0 / sqrt((double)d)), ISA_PICK(score_softmax)};
-    run_pieces(B * H, true, threads, attn_pair, &a);
+                  ldv, qb, causal, gs, (float)(1.0 / sqrt((double)d)), ISA_PICK(score_softmax)};
+    run_pieces(B * H * qb, true, threads, attn_piece, &a);
     free(a.gemm_scratch);
 }
 
