@@ -1,10 +1,14 @@
 /* ref_pool.c: the worker threads of ref_pool.h.
  *
  * State: a job (fn, ctx, n) published by bumping a generation counter; pool threads wait for a new
- * generation (spin, then the condition variable work_cv), run fn if their index is below n, and
- * count themselves out of `remaining`; the caller runs worker 0, then waits for remaining == 0
- * (spin, then done_cv). One mutex guards the sleeps, so no wake-up is lost: a sleeper re-checks
- * its condition under the mutex that the waker takes before signalling. run_mu serialises jobs.
+ * generation (spin, then the condition variable work_cv), then join the job through `ticket`
+ * (the job's generation, a closed bit and the number of threads that joined) while it is still
+ * open, run fn if their index is below n, and count themselves into `finished`. The caller runs
+ * worker 0, then closes the job and waits only for the threads that joined (spin, then done_cv):
+ * a pool thread that has not been scheduled yet (its core busy with another process) is not
+ * waited for; it finds the job closed and skips it. One mutex guards the sleeps, so no wake-up is
+ * lost: a sleeper re-checks its condition under the mutex that the waker takes before
+ * signalling. run_mu serialises jobs.
  */
 #include "ref_pool.h"
 
@@ -20,7 +24,10 @@ static atomic_uint generation;     /* bumped once per job */
 static eva_pool_fn job_fn;         /* the job: written before the bump, read after it */
 static void *job_ctx;
 static int job_n;
-static atomic_int remaining;       /* pool threads still inside the current job */
+static atomic_uint_fast64_t ticket; /* generation << 32 | CLOSED | threads that joined the job */
+static atomic_int finished;        /* joined threads done with the current job */
+#define CLOSED ((uint_fast64_t)1 << 31)
+#define JOINED(t) ((int)((t) & (CLOSED - 1)))
 static _Thread_local bool in_job;
 static unsigned first_seen[EVA_POOL_MAX]; /* the generation before a new thread's first job */
 
@@ -60,9 +67,17 @@ static bool new_generation(const void *seen) {
     return atomic_load_explicit(&generation, memory_order_acquire) != *(const unsigned *)seen;
 }
 
-static bool job_done(const void *unused) {
-    (void)unused;
-    return atomic_load_explicit(&remaining, memory_order_acquire) == 0;
+static bool job_done(const void *joined) {
+    return atomic_load_explicit(&finished, memory_order_acquire) == *(const int *)joined;
+}
+
+/* Joins the job of generation gen if it is still open; false when it was closed (or replaced). */
+static bool join_job(unsigned gen) {
+    uint_fast64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
+    while ((unsigned)(t >> 32) == gen && !(t & CLOSED))
+        if (atomic_compare_exchange_weak_explicit(&ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire))
+            return true;
+    return false;
 }
 
 static void *worker_main(void *arg) {
@@ -75,12 +90,15 @@ static void *worker_main(void *arg) {
             pthread_mutex_unlock(&mu);
         }
         seen = atomic_load_explicit(&generation, memory_order_acquire);
+        if (!join_job(seen)) continue; /* closed before this thread got here */
         if (id < job_n) {
             in_job = true;
             job_fn(job_ctx, id, job_n);
             in_job = false;
         }
-        if (atomic_fetch_sub_explicit(&remaining, 1, memory_order_acq_rel) == 1) {
+        const int done = atomic_fetch_add_explicit(&finished, 1, memory_order_acq_rel) + 1;
+        const uint_fast64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
+        if ((t & CLOSED) && done == JOINED(t)) { /* the caller may be asleep waiting for this one */
             pthread_mutex_lock(&mu);
             pthread_cond_signal(&done_cv);
             pthread_mutex_unlock(&mu);
@@ -112,17 +130,21 @@ void eva_pool_run(int n, eva_pool_fn fn, void *ctx) {
     }
     if (n > started + 1) n = started + 1;
     job_fn = fn, job_ctx = ctx, job_n = n;
-    atomic_store_explicit(&remaining, started, memory_order_relaxed);
+    const unsigned gen = atomic_load_explicit(&generation, memory_order_relaxed) + 1;
+    atomic_store_explicit(&finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&ticket, (uint_fast64_t)gen << 32, memory_order_release); /* open, none joined */
     pthread_mutex_lock(&mu);
-    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    atomic_store_explicit(&generation, gen, memory_order_release);
     pthread_cond_broadcast(&work_cv);
     pthread_mutex_unlock(&mu);
     in_job = true;
     fn(ctx, 0, n);
     in_job = false;
-    if (!spin_until(job_done, NULL)) {
+    /* close the job: threads that have not joined yet skip it; wait for those that have */
+    const int joined = JOINED(atomic_fetch_or_explicit(&ticket, CLOSED, memory_order_acq_rel));
+    if (!spin_until(job_done, &joined)) {
         pthread_mutex_lock(&mu);
-        while (!job_done(NULL)) pthread_cond_wait(&done_cv, &mu);
+        while (!job_done(&joined)) pthread_cond_wait(&done_cv, &mu);
         pthread_mutex_unlock(&mu);
     }
     pthread_mutex_unlock(&run_mu);

@@ -1,10 +1,12 @@
 /* ref_pool.h: the reference's worker threads: fork-join jobs whose work is handed out dynamically.
  *
- * eva_pool_run(n, fn, ctx) calls fn(ctx, w, n) on n workers at once (w = 0 is the calling thread,
- * 1..n-1 are pool threads, created on first use and kept) and returns when every call has
- * returned. Inside fn, work is meant to be taken piece by piece from a shared counter
- * (eva_pool_next), so that a worker slowed down by the machine (another process on its core)
- * takes fewer pieces and no one waits for a straggler's fixed share.
+ * eva_pool_run(n, fn, ctx) calls fn(ctx, w, n) on up to n workers at once (w = 0 is the calling
+ * thread, 1..n-1 are pool threads, created on first use and kept) and returns when every call has
+ * returned. The caller always runs; a pool thread that has not started the job by the time the
+ * caller has finished its own call is not waited for and skips it (its core may be held by
+ * another process). So inside fn, work must be taken piece by piece from a shared counter
+ * (eva_pool_next), never as a fixed share per worker: a worker slowed down by the machine then
+ * takes fewer pieces, and no one waits for a straggler's share.
  *
  * Waiting never holds a CPU for long: between jobs, and at the end of a job, a thread spins for
  * at most EVA_POOL_SPIN_US microseconds (the next job of a forward usually comes within a few)
