@@ -299,7 +299,7 @@ static void run_pointwise(pw_ctx *a, int64_t min_parallel) {
  *           [1, 2] and [2, 10.5]; relative error below 1.3e-14); Phi = 1 - erfc / 2 for x > 0 and
  *           erfc / 2 for x < 0 (no cancellation in 1 + erf for negative x); past 10.5, 1 or 0.
  * About 1e-14 relative before the rounding to float: the float result is the correctly rounded
- * one except in rare last-bit ties. */
+ * one except in rare last-bit ties; results below 2^-126 are flushed to zero (flush_subnormal). */
 static const double gelu_erf_taylor[18] = {
     1.1283791670955126,
     -0.37612638903183754,
@@ -381,6 +381,15 @@ AI bool none_set(const vl8 *m) {
     return a == 0;
 }
 
+/* r, or a zero of r's sign where |r| is below the smallest normal float (2^-126): subnormal
+ * activations would make every later product that reads them take microcode assists (a post-norm
+ * model's forward ran 5x slower), for a change below 1.2e-38. */
+AI vd8 flush_subnormal(const vd8 *r) {
+    const vl8 mag = (vl8)*r & 0x7fffffffffffffffLL;
+    const vl8 tiny = VSIGNMASK((vd8)(mag - (vl8)vsplat(0x1p-126)));
+    return VSEL(tiny, (vd8)((vl8)*r & (vl8)vsplat(-0.0)), *r);
+}
+
 AI vd8 gelu_v(const vd8 *px) {
     const vd8 t = *px;
     const vd8 z = (vd8)((vl8)t & 0x7fffffffffffffffLL) * 0.70710678118654752440; /* |t| / sqrt 2 */
@@ -391,7 +400,10 @@ AI vd8 gelu_v(const vd8 *px) {
         const vd8 w = z * z;
         const vd8 erf_a = z * poly_v(gelu_erf_taylor, 18, &w);
         phi_a = VSEL(neg, 0.5 - 0.5 * erf_a, 0.5 + 0.5 * erf_a);
-        if (all_set(&small)) return t * phi_a;
+        if (all_set(&small)) {
+            const vd8 y = t * phi_a;
+            return flush_subnormal(&y);
+        }
     }
     /* z >= 1 (z clamped to [1, 10.5]): q = erfc(z) / 2 */
     vd8 zb = VSEL(VSIGNMASK(z - 1.0), vsplat(1.0), z);
@@ -406,7 +418,8 @@ AI vd8 gelu_v(const vd8 *px) {
     vd8 q = 0.5 * exp_v(&nz2) * hz * r;
     q = VSEL(VSIGNMASK(10.5 - z), vsplat(0.0), q); /* z > 10.5: erfc below any float */
     phi_b = VSEL(neg, q, 1.0 - q);
-    return t * VSEL(small, phi_a, phi_b);
+    const vd8 y = t * VSEL(small, phi_a, phi_b);
+    return flush_subnormal(&y);
 }
 
 AI void gelu_chunk_body(float *y, const float *x, const float *unused, int64_t n) {
@@ -501,7 +514,7 @@ void eva_ref_add(float *y, const float *a, const float *b, int64_t n) {
  * e^x in float: x clamped to [-104, 89] (e^-104 is below half the smallest float), n = round(x /
  * ln 2) by the 1.5 * 2^23 shifter, r = x - n ln 2 in two parts (Cody-Waite: the high part times
  * n is exact), Cephes' degree-6 polynomial for e^r, then the scale 2^n applied as 2^(n/2) .
- * 2^(n - n/2) so that results in the subnormal range are rounded once. Plain float multiplies
+ * 2^(n - n/2); results below the smallest normal float are 0 (flushed). Plain float multiplies
  * and adds (no contraction): the same bits on every instruction set. Error below 1 ulp of the
  * exact value (0.96 ulp at worst on a sweep of 36 million floats over [-104, 88.5], tests/op_ref.c). */
 typedef float vf16 __attribute__((vector_size(64)));
@@ -531,6 +544,9 @@ AI vf16 expf_v(const vf16 *px) {
     vi16 ni = (vi16)t - (vi16)FSPLAT(shifter); /* n: it sits in t's low mantissa bits */
     vi16 n1 = ni >> 1, n2 = ni - n1;           /* n in [-150, 128]: both halves in [-75, 64] */
     vf16 e = p * (vf16)((n1 + 127) << 23) * (vf16)((n2 + 127) << 23);
+    /* results below the smallest normal float (2^-126) are 0: as probabilities they are
+     * nothing, and as subnormals they would make the P . V product take microcode assists */
+    e = FSEL(FSIGNMASK((vf16)((vi16)e - 0x00800000)), FSPLAT(0.0f), e);
     return FSEL(FNANMASK(x0), x0, e); /* NaN in, NaN out */
 }
 

@@ -42,7 +42,8 @@ void eva_ref_layernorm(float *y, const float *x, const float *w, const float *b,
 /* y[M,C] = x * (mean(x^2) + eps)^-1/2 * w (RMSNorm, statistic in double). y may equal x. */
 void eva_ref_rmsnorm(float *y, const float *x, const float *w, int M, int C, double eps);
 
-/* y[n] = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU). y may equal x. */
+/* y[n] = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU; results below 2^-126 in magnitude
+ * are flushed to a zero of their sign). y may equal x. */
 void eva_ref_gelu(float *y, const float *x, int64_t n);
 
 /* z[n] = silu(g) * a = g / (1 + exp(-g)) * a. z may equal g or a. */
@@ -53,7 +54,8 @@ void eva_ref_swiglu(float *z, const float *g, const float *a, int64_t n);
 void eva_ref_softmax(float *y, const float *x, int M, int C);
 
 /* y[n] = e^x[n] in float, by the exp of the attention softmax (16 lanes, within 1 ulp of the
- * exact value; NaN gives NaN, results below the float range 0). y may equal x. */
+ * exact value; NaN gives NaN, results below the smallest normal float, 2^-126, are 0). y may
+ * equal x. */
 void eva_ref_expf(float *y, const float *x, int64_t n);
 
 /* y[n] = a + b (residual add). y may equal a or b. */
