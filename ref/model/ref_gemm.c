@@ -171,7 +171,8 @@ static inline __attribute__((always_inline)) void tile_portable_body(double dacc
             }
 }
 
-static void tile_portable(double dacc[MR][NR], const float *wt, int ldwt, const float *panel, int klen, int kc, int ntok) {
+static void tile_portable(double dacc[MR][NR], const float *wt, int ldwt, const float *panel, int klen, int kc,
+                          int ntok) {
     tile_portable_body(dacc, wt, ldwt, panel, klen, kc, ntok);
 }
 
@@ -197,8 +198,8 @@ __attribute__((target("avx2,fma"))) static inline void fold8(double *d, __m256 s
 }
 
 /* 12 rows x 8 tokens (one vector per row), for a half panel with at most 8 real tokens */
-__attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR], const float *wt, int ldwt, const float *xk,
-                                                             int j0, int k0, int k1) {
+__attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR], const float *wt, int ldwt,
+                                                             const float *xk, int j0, int k0, int k1) {
     __m256 c0a = _mm256_setzero_ps(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
     __m256 c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
 #pragma GCC unroll 2
@@ -213,8 +214,8 @@ __attribute__((target("avx2,fma"))) static void tile_avx2_8(double dacc[MR][NR],
 #undef FOLD
 }
 
-__attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], const float *wt, int ldwt, const float *panel,
-                                                           int klen, int kc, int ntok) {
+__attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], const float *wt, int ldwt,
+                                                           const float *panel, int klen, int kc, int ntok) {
     const int nn = ntok > 16 ? NR : 16;
     for (int k0 = 0; k0 < klen; k0 += kc) {
         int k1 = k0 + kc < klen ? k0 + kc : klen;
@@ -231,9 +232,9 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(double dacc[MR][NR], c
                 for (int k = k0; k < k1; k++, xk += NR) {
                     const __m256 xa = _mm256_load_ps(xk), xb = _mm256_load_ps(xk + 8);
                     __m256 a;
-#define ROW(i)                                 \
-    a = _mm256_broadcast_ss(w0 + (size_t)i * ldwt + k);  \
-    c##i##a = _mm256_fmadd_ps(a, xa, c##i##a); \
+#define ROW(i)                                          \
+    a = _mm256_broadcast_ss(w0 + (size_t)i * ldwt + k); \
+    c##i##a = _mm256_fmadd_ps(a, xa, c##i##a);          \
     c##i##b = _mm256_fmadd_ps(a, xb, c##i##b);
                     ROWS6(ROW)
 #undef ROW
@@ -272,9 +273,9 @@ __attribute__((target("avx512f"))) static void tile_avx512_full(double dacc[MR][
         for (int k = k0; k < k1; k++, xk += NR) {
             const __m512 xa = _mm512_load_ps(xk), xb = _mm512_load_ps(xk + 16);
             __m512 a;
-#define ROW(i)                                 \
-    a = _mm512_set1_ps(wt[(size_t)i * ldwt + k]);        \
-    c##i##a = _mm512_fmadd_ps(a, xa, c##i##a); \
+#define ROW(i)                                    \
+    a = _mm512_set1_ps(wt[(size_t)i * ldwt + k]); \
+    c##i##a = _mm512_fmadd_ps(a, xa, c##i##a);    \
     c##i##b = _mm512_fmadd_ps(a, xb, c##i##b);
             ROWS_X(ROW)
 #undef ROW
@@ -307,8 +308,8 @@ __attribute__((target("avx512f"))) static void tile_avx512_half(double dacc[MR][
     }
 }
 
-__attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], const float *wt, int ldwt, const float *panel,
-                                                            int klen, int kc, int ntok) {
+__attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], const float *wt, int ldwt,
+                                                            const float *panel, int klen, int kc, int ntok) {
     if (ntok <= 16)
         tile_avx512_half(dacc, wt, ldwt, panel, klen, kc);
     else
@@ -320,7 +321,7 @@ __attribute__((target("avx512f"))) static void tile_avx512(double dacc[MR][NR], 
 /* NEON (AArch64): 6 rows x 16 tokens (four 4-float vectors) = 24 accumulators per pass, four
  * passes per tile and chain; vfmaq_n_f32 is a fused multiply-add by a scalar. */
 #define NROW(i, q) c##i##q = vfmaq_n_f32(c##i##q, x##q, a##i);
-#define NROW4(i)                  \
+#define NROW4(i)                                 \
     const float a##i = w0[(size_t)i * ldwt + k]; \
     NROW(i, 0) NROW(i, 1) NROW(i, 2) NROW(i, 3)
 
@@ -445,9 +446,6 @@ __attribute__((target("avx2,fma"))) static void store_avx2(float *out, int ldo, 
 }
 #endif /* EVA_GEMM_X86 */
 
-/* dst[k][j] = x[t0 + j][k] for j < nt, 0 for nt <= j < NR (portable: pack_panel above). */
-static void pack_portable(float *dst, const float *x, int ldx, int t0, int nt, int K) { pack_panel(dst, x, ldx, t0, nt, K); }
-
 #ifdef EVA_GEMM_X86
 /* The same in 8-token x 8-k blocks through registers; rows past nt are zeros, the last k % 8
  * columns go one float at a time. */
@@ -511,14 +509,14 @@ static kernel_set kernel_fn(kernel_id id) {
         return (kernel_set){tile_avx512, store_avx2, pack_avx2};
     case KERN_PORTABLE:
         return (kernel_set){cpu_runs(KERN_AVX2) || cpu_runs(KERN_AVX512) ? tile_portable_fma : tile_portable,
-                            store_portable, pack_portable};
+                            store_portable, pack_panel};
 #endif
 #ifdef EVA_GEMM_NEON
     case KERN_NEON:
-        return (kernel_set){tile_neon, store_portable, pack_portable};
+        return (kernel_set){tile_neon, store_portable, pack_panel};
 #endif
     default:
-        return (kernel_set){tile_portable, store_portable, pack_portable};
+        return (kernel_set){tile_portable, store_portable, pack_panel};
     }
 }
 
@@ -695,7 +693,8 @@ static void tiles_job(void *ctx, int worker, int nworkers) {
     float *mywork = j->work + (size_t)worker * work_floats(j->kspan);
     for (int r = eva_pool_next(&j->next, runs); r >= 0;) {
         const int next = eva_pool_next(&j->next, runs), t1 = (r + 1) * run < tiles ? (r + 1) * run : tiles;
-        for (int t = r * run; t < t1; t++) tile_one(j, t, t + 1 < t1 ? t + 1 : (next >= 0 ? next * run : -1), mywork);
+        for (int t = r * run; t < t1; t++)
+            tile_one(j, t, t + 1 < t1 ? t + 1 : (next >= 0 ? next * run : -1), mywork);
         r = next;
     }
 }
@@ -772,7 +771,8 @@ static gemm_plan plan_parallel(int M, int C, int K, int threads) {
         if (pl.kspan < KB) pl.kspan = KB;
         pl.dbig_n = (size_t)((C + MR - 1) / MR) * (size_t)(pl.tb / NR) * MR * NR;
     }
-    pl.bytes = ((size_t)pl.tb * pl.kspan + (size_t)(threads > 0 ? threads : 1) * work_floats(pl.kspan)) * sizeof(float) +
+    pl.bytes = ((size_t)pl.tb * pl.kspan + (size_t)(threads > 0 ? threads : 1) * work_floats(pl.kspan)) *
+                   sizeof(float) +
                pl.dbig_n * sizeof(double);
     pl.bytes = (pl.bytes + 63) & ~(size_t)63;
     return pl;

@@ -293,7 +293,8 @@ static void run_pointwise(pw_ctx *a, int64_t min_parallel) {
 }
 
 /* GELU(x) = x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, in double, 8 lanes, branch-free, with
- * z = |x| / sqrt 2 (constants: harness/scripts/gen_gelu_coeffs.py, which prints them and their error):
+ * z = |x| / sqrt 2 (constants: harness/scripts/gen_gelu_coeffs.py, which prints them and their
+ * error):
  *   z < 1:  erf(z) = z * P(z^2), the Taylor series cut after z^35 (next term < 4e-18);
  *   z >= 1: erfc(z) = exp(-z^2) / z * h(1 / z^2), h a degree-18 polynomial on two pieces (z in
  *           [1, 2] and [2, 10.5]; relative error below 1.3e-14); Phi = 1 - erfc / 2 for x > 0 and
@@ -406,7 +407,7 @@ AI vd8 gelu_v(const vd8 *px) {
         }
     }
     /* z >= 1 (z clamped to [1, 10.5]): q = erfc(z) / 2 */
-    vd8 zb = VSEL(VSIGNMASK(z - 1.0), vsplat(1.0), z);
+    vd8 zb = VSEL(small, vsplat(1.0), z);
     zb = VSEL(VSIGNMASK(10.5 - zb), vsplat(10.5), zb);
     const vd8 r = 1.0 / zb, u = r * r;
     const vd8 s_near = u * (2.0 / 0.75) - 1.25 / 0.75;
@@ -516,7 +517,8 @@ void eva_ref_add(float *y, const float *a, const float *b, int64_t n) {
  * n is exact), Cephes' degree-6 polynomial for e^r, then the scale 2^n applied as 2^(n/2) .
  * 2^(n - n/2); results below the smallest normal float are 0 (flushed). Plain float multiplies
  * and adds (no contraction): the same bits on every instruction set. Error below 1 ulp of the
- * exact value (0.96 ulp at worst on a sweep of 36 million floats over [-104, 88.5], tests/op_ref.c). */
+ * exact value (0.96 ulp at worst on a sweep of 36 million floats over [-104, 88.5],
+ * tests/op_ref.c). */
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int32_t vi16 __attribute__((vector_size(64)));
 typedef uint32_t vu16 __attribute__((vector_size(64)));
@@ -601,16 +603,14 @@ AI void score_softmax_body(float *sr, int len, int N) {
         s8 += vload(sr + m);
         s8 += vload(sr + m + 8);
     }
-    if (m < len) { /* the last len - m < 16: padded with e^0 lanes, zeroed before the sum */
+    if (m < len) { /* the last len - m < 16, padded with -inf: their e is exactly +0 (flushed) */
         const int n = len - m;
-        const vi16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
         float buf[16];
-        for (int l = 0; l < 16; l++) buf[l] = l < n ? sr[m + l] : mx;
+        for (int l = 0; l < 16; l++) buf[l] = l < n ? sr[m + l] : -INFINITY;
         vf16 v;
         memcpy(&v, buf, sizeof v);
         v = v - mx;
         vf16 e = expf_v(&v);
-        e = (vf16)((vi16)e & ((vi16){0} - (vi16)((vu16)(lane - n) >> 31))); /* lanes >= n: +0 */
         memcpy(buf, &e, sizeof buf);
         s8 += vload(buf);
         s8 += vload(buf + 8);
